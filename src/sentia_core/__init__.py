@@ -1,0 +1,47 @@
+"""sentia_core: resilience and performance for Python services, embedded.
+
+The public surface is re-exported here; everything else lives in private
+modules. See DESIGN.md for the architecture and ``docs/`` for each component.
+"""
+
+from ._version import __version__
+from .errors import (
+    BackendError,
+    BackendUnavailableError,
+    BulkheadFullError,
+    CacheError,
+    CallRejectedError,
+    CallTimeoutError,
+    CircuitOpenError,
+    ConfigError,
+    MetricError,
+    MonitorError,
+    NoHealthyInstanceError,
+    RateLimitExceeded,
+    RegistryError,
+    SentiaError,
+    SerializationError,
+    SqlError,
+    UnsafeStatementError,
+)
+
+__all__ = [
+    "BackendError",
+    "BackendUnavailableError",
+    "BulkheadFullError",
+    "CacheError",
+    "CallRejectedError",
+    "CallTimeoutError",
+    "CircuitOpenError",
+    "ConfigError",
+    "MetricError",
+    "MonitorError",
+    "NoHealthyInstanceError",
+    "RateLimitExceeded",
+    "RegistryError",
+    "SentiaError",
+    "SerializationError",
+    "SqlError",
+    "UnsafeStatementError",
+    "__version__",
+]
