@@ -20,9 +20,7 @@ def lint(session: nox.Session) -> None:
     """ruff over the source, tests, benchmarks and examples."""
     session.install("ruff")
     session.run("ruff", "check", "src", "tests", "benchmarks", "examples", "noxfile.py")
-    session.run(
-        "ruff", "format", "--check", "src", "tests", "benchmarks", "examples", "noxfile.py"
-    )
+    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "examples", "noxfile.py")
 
 
 @nox.session

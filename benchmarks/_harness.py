@@ -141,7 +141,9 @@ class Suite:
         self.sections.append(Section(title=title, unit="ns/op", medians=medians))
         return medians
 
-    def ratio(self, label: str, sentia: float, peer: float, *, target: float | None = None) -> float:
+    def ratio(
+        self, label: str, sentia: float, peer: float, *, target: float | None = None
+    ) -> float:
         """Record sentia/peer for the last section (with an optional target)."""
         value = sentia / peer if peer else float("inf")
         self.sections[-1].ratios.append((label, "" if target is None else f"{target:g}", value))
@@ -153,9 +155,11 @@ class Suite:
 
     def finish(self, args: argparse.Namespace) -> None:
         out = sys.stdout
-        out.write(f"\n# {self.name}  ({platform.python_implementation()} "
-                  f"{platform.python_version()}, {platform.machine()}, "
-                  f"{'quick' if self.quick else 'full'})\n")
+        out.write(
+            f"\n# {self.name}  ({platform.python_implementation()} "
+            f"{platform.python_version()}, {platform.machine()}, "
+            f"{'quick' if self.quick else 'full'})\n"
+        )
         for sec in self.sections:
             out.write(f"\n## {sec.title}\n")
             width = max(len(n) for n in sec.medians)
@@ -222,9 +226,21 @@ class LocalRedis:
             port = s.getsockname()[1]
         self._dir = tempfile.mkdtemp(prefix="sentia-bench-redis-")
         self._proc = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self._dir],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self._dir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

@@ -81,12 +81,18 @@ class RedisServer:
     def start(self) -> None:
         args = [
             self.binary,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", self.dir,
-            "--save", "",
-            "--appendonly", "no",
-            "--protected-mode", "yes",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            self.dir,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
             *self.extra_args,
         ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -141,9 +147,12 @@ class RedisCluster:
             node_dir = tempfile.mkdtemp(prefix="sentia-cluster-")
             self.nodes.append(
                 RedisServer(
-                    "--cluster-enabled", "yes",
-                    "--cluster-config-file", os.path.join(node_dir, "nodes.conf"),
-                    "--cluster-node-timeout", "2000",
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    os.path.join(node_dir, "nodes.conf"),
+                    "--cluster-node-timeout",
+                    "2000",
                     port=port,
                 )
             )
@@ -151,7 +160,10 @@ class RedisCluster:
         addrs = [f"127.0.0.1:{n.port}" for n in self.nodes]
         subprocess.run(
             [cli, "--cluster", "create", *addrs, "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
         )
         self._wait_ok(cli)
 
@@ -160,7 +172,10 @@ class RedisCluster:
         while time.monotonic() < deadline:
             out = subprocess.run(
                 [cli, "-p", str(self.nodes[0].port), "cluster", "info"],
-                check=False, capture_output=True, text=True, timeout=10,
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=10,
             ).stdout
             if "cluster_state:ok" in out:
                 return
@@ -198,9 +213,16 @@ class PostgresServer:
         )
         self._as_postgres(
             [
-                str(PG_BIN / "pg_ctl"), "-D", self.data, "-w", "-t", "60",
-                "-l", os.path.join(self.dir, "log"),
-                "-o", f"-c listen_addresses=127.0.0.1 -k {self.dir} -p {self.port} "
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                self.data,
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                os.path.join(self.dir, "log"),
+                "-o",
+                f"-c listen_addresses=127.0.0.1 -k {self.dir} -p {self.port} "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
                 "start",
             ]
@@ -210,7 +232,10 @@ class PostgresServer:
     def _as_postgres(args: list[str]) -> None:
         subprocess.run(
             ["runuser", "-u", "postgres", "--", *args],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
         )
 
     @property

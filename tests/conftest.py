@@ -17,9 +17,7 @@ from sentia_core.testing import ManualClock
 
 from ._servers import PostgresServer, RedisCluster, RedisServer
 
-settings.register_profile(
-    "default", deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile(
     "ci", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow]
 )

@@ -14,7 +14,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = sorted(
-    p for p in (ROOT / "benchmarks").glob("*.py") if not p.name.startswith("_") and p.name != "run.py"
+    p
+    for p in (ROOT / "benchmarks").glob("*.py")
+    if not p.name.startswith("_") and p.name != "run.py"
 )
 
 
@@ -24,7 +26,11 @@ def test_benchmark_script_runs_quick(script: Path, tmp_path: Path, redis_url: st
     out = tmp_path / "result.json"
     proc = subprocess.run(
         [sys.executable, str(script), "--quick", "--json", str(out), "--redis-url", redis_url],
-        capture_output=True, text=True, timeout=240, check=False, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+        cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     data = json.loads(out.read_text())

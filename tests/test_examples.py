@@ -22,7 +22,12 @@ def test_example_runs(example: Path, redis_url: str) -> None:
     env = {**os.environ, "SENTIA_REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(
         [sys.executable, str(example)],
-        capture_output=True, text=True, timeout=180, check=False, cwd=ROOT, env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        cwd=ROOT,
+        env=env,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert proc.stdout.strip(), "an example should show the reader what happened"

@@ -90,9 +90,7 @@ class CircuitOpenError(CallRejectedError):
         self.breaker = breaker
         self.retry_after = retry_after
         self.state = state
-        super().__init__(
-            f"circuit {breaker!r} is {state}; retry after {retry_after:.3f}s"
-        )
+        super().__init__(f"circuit {breaker!r} is {state}; retry after {retry_after:.3f}s")
 
 
 class RateLimitExceeded(CallRejectedError):
