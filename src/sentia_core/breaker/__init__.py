@@ -1,0 +1,25 @@
+"""Circuit breaker: a pure state machine and sliding windows, thin sync/async adapters.
+
+See ``docs/breaker.md``. Everything public is re-exported here.
+"""
+
+from ._breaker import CircuitBreaker
+from ._config import BreakerConfig, ExceptionRule, ResultPredicate
+from ._state import BreakerState, IllegalTransitionError, Trigger, state_diagram
+from ._types import BreakerCallOutcome, BreakerMetrics, BreakerStateChanged, Outcome, SharedState
+
+__all__ = [
+    "BreakerCallOutcome",
+    "BreakerConfig",
+    "BreakerMetrics",
+    "BreakerState",
+    "BreakerStateChanged",
+    "CircuitBreaker",
+    "ExceptionRule",
+    "IllegalTransitionError",
+    "Outcome",
+    "ResultPredicate",
+    "SharedState",
+    "Trigger",
+    "state_diagram",
+]

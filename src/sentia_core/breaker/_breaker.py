@@ -1,0 +1,400 @@
+"""The public :class:`CircuitBreaker`: thin sync and async adapters over the core.
+
+Every entry point (``call``, ``call_async``, the decorator, ``with`` and
+``async with``) does the same three steps around the user's code: ask the
+core for a decision, run the code with no lock held, report the outcome.
+The decorated hot path is inlined (it is the one users pay for on every
+call); everything it decides is still decided by the core.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
+from contextvars import ContextVar
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar, cast, overload
+
+from sentia_core._clock import SYSTEM_CLOCK, Clock
+from sentia_core._events import Event, Listeners
+from sentia_core._validate import check_callable
+from sentia_core.errors import CircuitOpenError, ConfigError
+
+from ._config import BreakerConfig, ExceptionRule, ResultPredicate
+from ._core import Admit, BreakerCore, Reject, Trial
+from ._state import BreakerState, Trigger
+from ._types import BreakerMetrics
+
+__all__ = ["CircuitBreaker"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_Entry = tuple["CircuitBreaker", Admit | Trial, float]
+#: Decisions of the ``with`` blocks entered in this thread / task, innermost last.
+_ACTIVE: ContextVar[tuple[_Entry, ...]] = ContextVar("sentia_breaker_active", default=())
+
+
+class CircuitBreaker:
+    """A circuit breaker for sync and async calls (see ``docs/breaker.md``).
+
+    Args:
+        name: shown in errors, events and metrics; the key of shared state.
+        failure_rate_threshold: open when ``failures / calls`` in the window
+            reaches this (0 < x <= 1), once ``minimum_calls`` are in the window;
+            None disables the rule.
+        consecutive_failures: open after this many failures in a row; None disables.
+        minimum_calls: calls the window must hold before the rate rules apply.
+        window_type: ``"count"`` (the last ``window_size`` calls) or ``"time"``
+            (calls completed in the last ``window_size`` seconds, one bucket per second).
+        window_size: calls (count window) or seconds (time window), >= 1.
+        slow_call_duration: seconds from which a call counts as slow; None disables.
+        slow_call_rate_threshold: open when ``slow / calls`` reaches this (0 < x <= 1).
+        reset_timeout: seconds to stay OPEN before admitting trial calls.
+        reset_timeout_multiplier: >= 1; each consecutive trip multiplies the open
+            duration by it (1 = constant), up to ``max_reset_timeout``.
+        max_reset_timeout: cap of the grown open duration, seconds.
+        half_open_max_calls: concurrent trial calls allowed in HALF_OPEN.
+        success_threshold: trial successes needed to close (default: ``half_open_max_calls``).
+        half_open_timeout: seconds after which a trial permit whose call never
+            reported back is reclaimed (default: ``reset_timeout``).
+        record_exceptions: exception types or predicates that count as failures.
+        ignore_exceptions: exception types or predicates that do not count at all
+            (checked first). Other exceptions count as successes (the dependency
+            answered); other BaseExceptions (cancellation) are ignored.
+        failure_predicate: ``fn(result) -> bool``; True makes a returned value a failure.
+        fallback: called with the call's arguments instead of raising
+            :class:`CircuitOpenError` when a decorated or ``call``-ed call is rejected.
+        state_store: a :class:`StateStore` (e.g. :class:`RedisStateStore`) to share
+            state across processes; None keeps it in-process.
+        clock: the time source (``sentia_core.testing.ManualClock`` in tests).
+        history_size: how many transitions :meth:`metrics` keeps.
+
+    Raises:
+        ConfigError: any invalid argument, naming it.
+    """
+
+    __slots__ = ("__weakref__", "_config", "_core", "_fallback", "_listeners", "_monotonic")
+
+    def __init__(
+        self,
+        name: str = "default",
+        *,
+        failure_rate_threshold: float | None = 0.5,
+        consecutive_failures: int | None = 5,
+        minimum_calls: int = 10,
+        window_type: str = "count",
+        window_size: int = 100,
+        slow_call_duration: float | None = None,
+        slow_call_rate_threshold: float = 1.0,
+        reset_timeout: float = 60.0,
+        reset_timeout_multiplier: float = 1.0,
+        max_reset_timeout: float = 600.0,
+        half_open_max_calls: int = 1,
+        success_threshold: int | None = None,
+        half_open_timeout: float | None = None,
+        record_exceptions: tuple[ExceptionRule, ...] | type[BaseException] = (Exception,),
+        ignore_exceptions: tuple[ExceptionRule, ...] | type[BaseException] = (),
+        failure_predicate: ResultPredicate | Callable[[Any], bool] | None = None,
+        fallback: Callable[..., Any] | None = None,
+        state_store: object = None,
+        clock: Clock = SYSTEM_CLOCK,
+        history_size: int = 50,
+    ) -> None:
+        self._config = BreakerConfig.build(
+            name,
+            failure_rate_threshold=failure_rate_threshold,
+            consecutive_failures=consecutive_failures,
+            minimum_calls=minimum_calls,
+            window_type=window_type,
+            window_size=window_size,
+            slow_call_duration=slow_call_duration,
+            slow_call_rate_threshold=slow_call_rate_threshold,
+            reset_timeout=reset_timeout,
+            reset_timeout_multiplier=reset_timeout_multiplier,
+            max_reset_timeout=max_reset_timeout,
+            half_open_max_calls=half_open_max_calls,
+            success_threshold=success_threshold,
+            half_open_timeout=half_open_timeout,
+            record_exceptions=record_exceptions,
+            ignore_exceptions=ignore_exceptions,
+            failure_predicate=failure_predicate,
+            history_size=history_size,
+        )
+        self._fallback = None if fallback is None else check_callable("fallback", fallback)
+        if not callable(getattr(clock, "monotonic", None)) or not callable(
+            getattr(clock, "time", None)
+        ):
+            raise ConfigError("clock", clock, "must have monotonic() and time() methods")
+        if state_store is not None:
+            raise ConfigError("state_store", state_store, "state stores are not supported yet")
+        self._monotonic = clock.monotonic
+        self._listeners: Listeners[Event] = Listeners()
+        self._core = BreakerCore(self._config, clock, self._listeners)
+
+    # -- introspection -------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The breaker's name."""
+        return self._config.name
+
+    @property
+    def config(self) -> BreakerConfig:
+        """The validated configuration (read-only)."""
+        return self._config
+
+    @property
+    def state(self) -> BreakerState:
+        """The current state; an OPEN breaker whose timeout has passed reports
+        (and moves to) HALF_OPEN."""
+        return self._core.poll(self._monotonic())
+
+    def metrics(self) -> BreakerMetrics:
+        """A frozen snapshot of state, window counts, rates, counters and history."""
+        return self._core.metrics(self._monotonic())
+
+    stats = metrics
+
+    def add_listener(self, listener: Callable[[Event], object]) -> Callable[[], None]:
+        """Subscribe to :class:`BreakerStateChanged` and :class:`BreakerCallOutcome` events.
+
+        Listeners run in the thread that caused the event, after the breaker's
+        lock is released; one that raises is logged and counted, never propagated.
+
+        Returns:
+            A function that unsubscribes ``listener``.
+        """
+        remove = self._listeners.add(listener)
+        self._core.refresh_fast()
+
+        def unsubscribe() -> None:
+            remove()
+            self._core.refresh_fast()
+
+        return unsubscribe
+
+    # -- manual control ------------------------------------------------------
+
+    def force_open(self) -> None:
+        """Reject every call until :meth:`reset` (or :meth:`disable`)."""
+        self._core.manual(Trigger.FORCE_OPEN, "force_open()")
+
+    def disable(self) -> None:
+        """Let every call through and record nothing until :meth:`reset` (or :meth:`force_open`)."""
+        self._core.manual(Trigger.DISABLE, "disable()")
+
+    def reset(self) -> None:
+        """Go to CLOSED with an empty window and the reset timeout back at its base."""
+        self._core.manual(Trigger.RESET, "reset()")
+
+    # -- calls ---------------------------------------------------------------
+
+    def _rejected(self, decision: Reject) -> CircuitOpenError:
+        return CircuitOpenError(self._config.name, decision.retry_after, decision.state.value)
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run ``fn(*args, **kwargs)`` through the breaker.
+
+        Returns:
+            What ``fn`` returns (or what ``fallback`` returns when rejected).
+
+        Raises:
+            CircuitOpenError: the breaker rejected the call and there is no fallback.
+            Whatever ``fn`` raises.
+        """
+        core = self._core
+        token = core.fast
+        if token is None:
+            return self._call_slow(fn, args, kwargs)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            core.fast_exception(token, exc)
+            raise
+        if not core.window.clean:
+            core.fast_result(token, result)
+        return result
+
+    def _call_slow(self, fn: Callable[..., R], args: Any, kwargs: Any) -> R:
+        core = self._core
+        monotonic = self._monotonic
+        now = monotonic()
+        decision = core.acquire(now)
+        if decision.__class__ is Reject:
+            assert isinstance(decision, Reject)
+            if self._fallback is not None:
+                return cast(R, self._fallback(*args, **kwargs))
+            raise self._rejected(decision)
+        assert not isinstance(decision, Reject)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            end = monotonic()
+            core.completed_with_exception(decision, exc, end - now, end)
+            raise
+        end = monotonic()
+        core.completed_with_result(decision, result, end - now, end)
+        return result
+
+    async def call_async(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """Await ``fn(*args, **kwargs)`` through the breaker.
+
+        Cancellation (``asyncio.CancelledError``) releases a half-open trial
+        permit and does not count as a failure.
+
+        Returns:
+            What ``fn`` returns (or what ``fallback`` returns when rejected; an
+            awaitable fallback result is awaited).
+
+        Raises:
+            CircuitOpenError: the breaker rejected the call and there is no fallback.
+            Whatever ``fn`` raises.
+        """
+        core = self._core
+        token = core.fast
+        if token is None:
+            return await self._call_async_slow(fn, args, kwargs)
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            core.fast_exception(token, exc)
+            raise
+        if not core.window.clean:
+            core.fast_result(token, result)
+        return result
+
+    async def _call_async_slow(self, fn: Callable[..., Awaitable[R]], args: Any, kwargs: Any) -> R:
+        core = self._core
+        monotonic = self._monotonic
+        now = monotonic()
+        decision = core.acquire(now)
+        if decision.__class__ is Reject:
+            assert isinstance(decision, Reject)
+            if self._fallback is not None:
+                fallback_result = self._fallback(*args, **kwargs)
+                if inspect.isawaitable(fallback_result):
+                    fallback_result = await fallback_result
+                return cast(R, fallback_result)
+            raise self._rejected(decision)
+        assert not isinstance(decision, Reject)
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            end = monotonic()
+            core.completed_with_exception(decision, exc, end - now, end)
+            raise
+        end = monotonic()
+        core.completed_with_result(decision, result, end - now, end)
+        return result
+
+    # -- decorator -----------------------------------------------------------
+
+    @overload
+    def __call__(
+        self, fn: Callable[P, Coroutine[Any, Any, R]]
+    ) -> Callable[P, Coroutine[Any, Any, R]]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]: ...
+
+    def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
+        """Decorate a function or a coroutine function (detected once, here)."""
+        if not callable(fn):
+            raise ConfigError("fn", fn, "only a function can be decorated")
+        core = self._core
+        window = core.window
+        if inspect.iscoroutinefunction(fn):
+            call_async_slow = self._call_async_slow
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                token = core.fast
+                if token is None:
+                    return await call_async_slow(fn, args, kwargs)
+                try:
+                    result = await fn(*args, **kwargs)
+                except BaseException as exc:
+                    core.fast_exception(token, exc)
+                    raise
+                if not window.clean:
+                    core.fast_result(token, result)
+                return result
+
+            return async_wrapper
+
+        call_slow = self._call_slow
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+            token = core.fast
+            if token is None:
+                return call_slow(fn, args, kwargs)
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                core.fast_exception(token, exc)
+                raise
+            if not window.clean:
+                core.fast_result(token, result)
+            return result
+
+        return wrapper
+
+    # -- context managers ----------------------------------------------------
+
+    def _enter(self) -> None:
+        now = self._monotonic()
+        decision = self._core.acquire(now)
+        if decision.__class__ is Reject:
+            assert isinstance(decision, Reject)
+            raise self._rejected(decision)
+        assert not isinstance(decision, Reject)
+        _ACTIVE.set((*_ACTIVE.get(), (self, decision, now)))
+
+    def _exit(self, exc: BaseException | None) -> None:
+        stack = _ACTIVE.get()
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i][0] is self:
+                break
+        else:
+            return  # __exit__ without __enter__ in this context: nothing to report
+        _, decision, started = stack[i]
+        _ACTIVE.set(stack[:i] + stack[i + 1 :])
+        end = self._monotonic()
+        if exc is None:
+            self._core.complete(decision, 0, end - started, end)
+        else:
+            self._core.completed_with_exception(decision, exc, end - started, end)
+
+    def __enter__(self) -> CircuitBreaker:
+        """Guard a block: raises :class:`CircuitOpenError` before the body runs when open."""
+        self._enter()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._exit(exc)
+
+    async def __aenter__(self) -> CircuitBreaker:
+        """Guard an async block: raises :class:`CircuitOpenError` before the body runs."""
+        self._enter()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._exit(exc)
+
+    def __repr__(self) -> str:
+        return f"CircuitBreaker(name={self._config.name!r}, state={self._core.state.value!r})"

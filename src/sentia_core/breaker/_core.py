@@ -1,0 +1,425 @@
+"""The breaker's decision core, shared by the sync and async adapters.
+
+Theory of operation: :class:`BreakerCore` owns the state, the sliding window,
+the half-open permits and the counters, all guarded by one lock that is held
+only for a few field updates, never while the user's function, a listener or
+a state store runs. An adapter asks :meth:`BreakerCore.acquire` for a
+decision before the call (:class:`Admit`, :class:`Trial` or :class:`Reject`),
+runs the call itself, then reports the outcome with
+:meth:`BreakerCore.complete`. Transitions go through the table in
+``_state.py``; their events are emitted after the lock is released.
+
+Every decision carries the *generation* it was made in (the count of
+transitions so far). An outcome reported against an older generation is
+stale (the breaker moved on while the call ran) and is dropped, so a slow
+call admitted while CLOSED can never count as a half-open trial, and a call
+that started before :meth:`reset` never lands in the fresh window.
+
+Hot path: while CLOSED (or DISABLED) with nobody timing calls, ``fast`` holds
+the generation's :class:`Admit`; the adapters read that one attribute, run
+the call, and skip :meth:`complete` when the window is ``clean`` (a success
+cannot change it). That path reads no clock and takes no lock.
+
+Half-open permits live in a dict of permit id -> start time. A permit is
+released by :meth:`complete` whatever the outcome (including cancellation),
+and a permit older than ``half_open_timeout`` is reclaimed when a new trial
+finds the breaker full, so a lost call cannot wedge the breaker in HALF_OPEN.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sentia_core._clock import Clock
+from sentia_core._events import Event, Listeners
+
+from ._config import BreakerConfig
+from ._state import BreakerState, Trigger, next_state
+from ._types import BreakerCallOutcome, BreakerMetrics, BreakerStateChanged, Outcome, SharedState
+from ._window import FAILURE, SLOW, CountWindow, TimeWindow
+
+__all__ = ["IGNORED", "SUCCESS", "Admit", "BreakerCore", "Decision", "Reject", "Trial"]
+
+#: Outcome codes handed to :meth:`BreakerCore.complete` (FAILURE/SLOW are bits).
+IGNORED = -1
+SUCCESS = 0
+
+_CLOSED = BreakerState.CLOSED
+_OPEN = BreakerState.OPEN
+_HALF_OPEN = BreakerState.HALF_OPEN
+_FORCED_OPEN = BreakerState.FORCED_OPEN
+_DISABLED = BreakerState.DISABLED
+
+
+@dataclass(frozen=True, slots=True)
+class Admit:
+    """Run the call; record its outcome in the window when ``record`` (CLOSED)."""
+
+    generation: int
+    record: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Trial:
+    """Run the call as a half-open trial; ``permit`` must be handed back via complete()."""
+
+    generation: int
+    permit: int
+    started: float
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """Do not run the call; the breaker will admit a trial in ``retry_after`` seconds."""
+
+    retry_after: float
+    state: BreakerState
+
+
+Decision = Admit | Trial | Reject
+
+
+def _outcome_name(code: int) -> Outcome:
+    if code < 0:
+        return "ignored"
+    if code & FAILURE:
+        return "failure"
+    return "slow" if code & SLOW else "success"
+
+
+class BreakerCore:
+    """State, window and counters of one breaker; thread-safe; see the module doc."""
+
+    __slots__ = (
+        "_consecutive",
+        "_generation",
+        "_history",
+        "_last_transition_at",
+        "_listeners",
+        "_lock",
+        "_next_permit",
+        "_open_until",
+        "_pass",
+        "_permits",
+        "_rejected",
+        "_source",
+        "_timed",
+        "_times_opened",
+        "_trial_successes",
+        "_trips",
+        "_wall",
+        "config",
+        "fast",
+        "monotonic",
+        "shared_state",
+        "shared_state_error",
+        "state",
+        "store_errors",
+        "window",
+    )
+
+    def __init__(self, config: BreakerConfig, clock: Clock, listeners: Listeners[Event]) -> None:
+        self.config = config
+        self._wall: Callable[[], float] = clock.time
+        self.monotonic: Callable[[], float] = clock.monotonic
+        self._lock = threading.Lock()
+        self._listeners = listeners
+        self._source = f"breaker:{config.name}"
+        self.window: CountWindow | TimeWindow = (
+            CountWindow(config.window_size)
+            if config.window_type == "count"
+            else TimeWindow(config.window_size)
+        )
+        #: True when a call's duration matters to the core (slow-call detection).
+        self._timed = config.slow_call_duration is not None
+        self.state = _CLOSED
+        self._generation = 0
+        self._pass: Admit | None = Admit(0, True)
+        self.fast: Admit | None = None
+        self._consecutive = 0
+        self._open_until = 0.0
+        self._trips = 0
+        self._times_opened = 0
+        self._rejected = 0
+        self._permits: dict[int, float] = {}
+        self._next_permit = 1
+        self._trial_successes = 0
+        self._history: deque[BreakerStateChanged] = deque(maxlen=config.history_size)
+        self._last_transition_at: float | None = None
+        self.shared_state: SharedState = "local"
+        self.shared_state_error: str | None = None
+        self.store_errors = 0
+        self.refresh_fast()
+
+    # -- admission ---------------------------------------------------------
+
+    def refresh_fast(self) -> None:
+        """Recompute ``fast`` (after a transition or a listener change)."""
+        self.fast = None if self._timed or self._listeners else self._pass
+
+    def acquire(self, now: float) -> Decision:
+        """Decide whether a call may run at monotonic time ``now``."""
+        admit = self._pass
+        if admit is not None:
+            return admit
+        event: BreakerStateChanged | None = None
+        with self._lock:
+            state = self.state
+            if self._pass is not None:
+                return self._pass
+            if state is _OPEN:
+                if now < self._open_until:
+                    self._rejected += 1
+                    decision: Decision = Reject(self._open_until - now, _OPEN)
+                else:
+                    event = self._move(Trigger.TIMEOUT_ELAPSED, "reset_timeout elapsed")
+                    decision = self._grant(now)
+            elif state is _HALF_OPEN:
+                decision = self._grant(now)
+            else:
+                self._rejected += 1
+                decision = Reject(0.0, state)
+        if event is not None:
+            self._listeners.emit(event)
+        if self._listeners and decision.__class__ is Reject:
+            self._listeners.emit(
+                BreakerCallOutcome(self._source, self._wall(), self.config.name, "rejected", 0.0)
+            )
+        return decision
+
+    def _grant(self, now: float) -> Decision:
+        """A trial permit if one is free (under the lock, state HALF_OPEN)."""
+        permits = self._permits
+        limit = self.config.half_open_max_calls
+        if len(permits) >= limit:
+            oldest = now - self.config.half_open_timeout
+            for permit in [p for p, started in permits.items() if started <= oldest]:
+                del permits[permit]
+        if len(permits) < limit:
+            permit = self._next_permit
+            self._next_permit = permit + 1
+            permits[permit] = now
+            return Trial(self._generation, permit, now)
+        self._rejected += 1
+        return Reject(0.0, _HALF_OPEN)
+
+    # -- outcomes ----------------------------------------------------------
+
+    def classify_exception(self, exc: BaseException) -> int:
+        """IGNORED, SUCCESS or FAILURE for a call that raised ``exc``.
+
+        ``ignore_exceptions`` wins; then ``record_exceptions`` makes it a
+        failure; any other :class:`Exception` means the dependency answered
+        (a success); any other :class:`BaseException` (cancellation,
+        ``KeyboardInterrupt``) is ignored.
+        """
+        cfg = self.config
+        if isinstance(exc, cfg.ignore_types) or any(p(exc) for p in cfg.ignore_predicates):
+            return IGNORED
+        if isinstance(exc, cfg.record_types) or any(p(exc) for p in cfg.record_predicates):
+            return FAILURE
+        return SUCCESS if isinstance(exc, Exception) else IGNORED
+
+    def classify_result(self, result: Any) -> int:
+        """SUCCESS, or FAILURE when ``failure_predicate(result)`` is true."""
+        predicate = self.config.failure_predicate
+        if predicate is not None and predicate(result):
+            return FAILURE
+        return SUCCESS
+
+    def completed_with_exception(
+        self, decision: Admit | Trial, exc: BaseException, duration: float, now: float
+    ) -> None:
+        """Record a call that raised ``exc``; a raising ``ignore``/``record`` predicate
+        releases the permit (as ignored) and propagates."""
+        try:
+            outcome = self.classify_exception(exc)
+        except BaseException:
+            self.complete(decision, IGNORED, duration, now)
+            raise
+        self.complete(decision, outcome, duration, now)
+
+    def completed_with_result(
+        self, decision: Admit | Trial, result: Any, duration: float, now: float
+    ) -> None:
+        """Record a call that returned ``result``; a raising ``failure_predicate``
+        releases the permit (as ignored) and propagates."""
+        try:
+            outcome = self.classify_result(result)
+        except BaseException:
+            self.complete(decision, IGNORED, duration, now)
+            raise
+        self.complete(decision, outcome, duration, now)
+
+    def fast_exception(self, decision: Admit, exc: BaseException) -> None:
+        """The hot path's failure report: reads the clock once, no duration."""
+        self.completed_with_exception(decision, exc, 0.0, self.monotonic())
+
+    def fast_result(self, decision: Admit, result: Any) -> None:
+        """The hot path's report when the window is not clean."""
+        self.completed_with_result(decision, result, 0.0, self.monotonic())
+
+    def complete(self, decision: Admit | Trial, outcome: int, duration: float, now: float) -> None:
+        """Record the outcome of a call admitted by ``decision``.
+
+        Args:
+            decision: what :meth:`acquire` returned for the call.
+            outcome: IGNORED, SUCCESS or FAILURE (from the classify methods).
+            duration: seconds the call took (for slow-call detection and events).
+            now: monotonic time at completion.
+        """
+        slow_after = self.config.slow_call_duration
+        if outcome >= 0 and slow_after is not None and duration >= slow_after:
+            outcome |= SLOW
+        event: BreakerStateChanged | None = None
+        if decision.__class__ is Admit:
+            if decision.record and outcome >= 0:
+                with self._lock:
+                    if decision.generation == self._generation:
+                        event = self._record_closed(outcome, now)
+        else:
+            assert isinstance(decision, Trial)
+            with self._lock:
+                if self._permits.pop(decision.permit, None) is not None and outcome >= 0:
+                    event = self._record_trial(outcome, now)
+        if event is not None:
+            self._listeners.emit(event)
+        if self._listeners:
+            self._listeners.emit(
+                BreakerCallOutcome(
+                    self._source, self._wall(), self.config.name, _outcome_name(outcome), duration
+                )
+            )
+
+    def _record_closed(self, outcome: int, now: float) -> BreakerStateChanged | None:
+        self.window.record(outcome, now)
+        if outcome & FAILURE:
+            self._consecutive += 1
+        else:
+            self._consecutive = 0
+        return self._evaluate(now) if outcome else None
+
+    def _evaluate(self, now: float) -> BreakerStateChanged | None:
+        """Trip if an opening rule fires (under the lock, state CLOSED)."""
+        cfg = self.config
+        if cfg.consecutive_failures is not None and self._consecutive >= cfg.consecutive_failures:
+            return self._trip(now, Trigger.TRIP, f"{self._consecutive} consecutive failures")
+        calls, failures, slow = self.window.totals(now)
+        if calls < cfg.minimum_calls:
+            return None
+        rate = cfg.failure_rate_threshold
+        if rate is not None and failures / calls >= rate:
+            return self._trip(
+                now,
+                Trigger.TRIP,
+                f"failure rate {failures / calls:.2f} >= {rate:g} over {calls} calls",
+            )
+        if cfg.slow_call_duration is not None and slow / calls >= cfg.slow_call_rate_threshold:
+            return self._trip(
+                now,
+                Trigger.TRIP,
+                f"slow-call rate {slow / calls:.2f} >= {cfg.slow_call_rate_threshold:g}"
+                f" over {calls} calls",
+            )
+        return None
+
+    def _record_trial(self, outcome: int, now: float) -> BreakerStateChanged | None:
+        if outcome:
+            what = "failed" if outcome & FAILURE else "was slow"
+            return self._trip(now, Trigger.TRIAL_FAILED, f"trial call {what}")
+        self._trial_successes += 1
+        if self._trial_successes >= self.config.success_threshold:
+            return self._move(
+                Trigger.TRIAL_SUCCEEDED, f"{self._trial_successes} trial calls succeeded"
+            )
+        return None
+
+    def _trip(self, now: float, trigger: Trigger, reason: str) -> BreakerStateChanged | None:
+        self._trips += 1
+        self._times_opened += 1
+        timeout = self.config.reset_timeout_for(self._trips)
+        self._open_until = now + timeout
+        return self._move(trigger, f"{reason}; open for {timeout:g}s")
+
+    # -- transitions -------------------------------------------------------
+
+    def _move(self, trigger: Trigger, reason: str) -> BreakerStateChanged | None:
+        """Apply ``trigger`` (under the lock); the event to emit, if the state changed."""
+        old = self.state
+        new = next_state(old, trigger)
+        self.state = new
+        self._generation += 1
+        self._permits = {}
+        self._trial_successes = 0
+        if new is _CLOSED:
+            self.window.clear()
+            self._consecutive = 0
+            self._trips = 0
+        if new is _CLOSED or new is _DISABLED:
+            self._pass = Admit(self._generation, new is _CLOSED)
+        else:
+            self._pass = None
+        self.refresh_fast()
+        if old is new:
+            return None
+        at = self._wall()
+        event = BreakerStateChanged(self._source, at, self.config.name, old, new, reason)
+        self._history.append(event)
+        self._last_transition_at = at
+        return event
+
+    def manual(self, trigger: Trigger, reason: str) -> None:
+        """Apply a manual trigger (force_open, disable, reset)."""
+        with self._lock:
+            if trigger is Trigger.RESET:
+                self._trips = 0
+            event = self._move(trigger, reason)
+        if event is not None:
+            self._listeners.emit(event)
+
+    def poll(self, now: float) -> BreakerState:
+        """The state at ``now``, moving OPEN -> HALF_OPEN first if the timeout has passed."""
+        state = self.state
+        if state is _OPEN and now >= self._open_until:
+            with self._lock:
+                event = None
+                if self.state is _OPEN and now >= self._open_until:
+                    event = self._move(Trigger.TIMEOUT_ELAPSED, "reset_timeout elapsed")
+                state = self.state
+            if event is not None:
+                self._listeners.emit(event)
+        return state
+
+    # -- observation -------------------------------------------------------
+
+    def metrics(self, now: float) -> BreakerMetrics:
+        """A consistent snapshot at ``now``."""
+        self.poll(now)
+        cfg = self.config
+        with self._lock:
+            calls, failures, slow = self.window.totals(now)
+            state = self.state
+            return BreakerMetrics(
+                name=cfg.name,
+                state=state,
+                calls=calls,
+                failures=failures,
+                slow_calls=slow,
+                failure_rate=failures / calls if calls else 0.0,
+                slow_call_rate=slow / calls if calls else 0.0,
+                consecutive_failures=self._consecutive,
+                rejected=self._rejected,
+                times_opened=self._times_opened,
+                last_transition_at=self._last_transition_at,
+                retry_after=max(0.0, self._open_until - now) if state is _OPEN else 0.0,
+                current_reset_timeout=cfg.reset_timeout_for(self._trips + 1),
+                half_open_in_flight=len(self._permits),
+                shared_state=self.shared_state,
+                shared_state_error=self.shared_state_error,
+                store_errors=self.store_errors,
+                history=tuple(self._history),
+            )
