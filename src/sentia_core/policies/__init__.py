@@ -1,0 +1,33 @@
+"""Call policies: retry, timeout, bulkhead, rate limiting, and the pipeline composing them.
+
+See ``docs/policies.md``. Everything public is re-exported here; the modules
+themselves are private.
+"""
+
+from ._backoff import Backoff, ExponentialBackoff, FixedBackoff, LinearBackoff
+from ._budget import BudgetStats, RetryBudget, RetryBudgetLike
+from ._deadline import Deadline, check_deadline, current_deadline, deadline, remaining_time
+from ._retry import Attempt, Retry, RetryDecision, RetryEvent, RetryStats, retry
+from ._retry_after import parse_retry_after
+
+__all__ = [
+    "Attempt",
+    "Backoff",
+    "BudgetStats",
+    "Deadline",
+    "ExponentialBackoff",
+    "FixedBackoff",
+    "LinearBackoff",
+    "Retry",
+    "RetryBudget",
+    "RetryBudgetLike",
+    "RetryDecision",
+    "RetryEvent",
+    "RetryStats",
+    "check_deadline",
+    "current_deadline",
+    "deadline",
+    "parse_retry_after",
+    "remaining_time",
+    "retry",
+]
