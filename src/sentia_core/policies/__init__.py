@@ -6,6 +6,7 @@ themselves are private.
 
 from ._backoff import Backoff, ExponentialBackoff, FixedBackoff, LinearBackoff
 from ._budget import BudgetStats, RetryBudget, RetryBudgetLike
+from ._bulkhead import Bulkhead, BulkheadEvent, BulkheadStats
 from ._deadline import Deadline, check_deadline, current_deadline, deadline, remaining_time
 from ._retry import Attempt, Retry, RetryDecision, RetryEvent, RetryStats, retry
 from ._retry_after import parse_retry_after
@@ -14,6 +15,9 @@ __all__ = [
     "Attempt",
     "Backoff",
     "BudgetStats",
+    "Bulkhead",
+    "BulkheadEvent",
+    "BulkheadStats",
     "Deadline",
     "ExponentialBackoff",
     "FixedBackoff",
