@@ -6,6 +6,7 @@ See ``docs/breaker.md``. Everything public is re-exported here.
 from ._breaker import CircuitBreaker
 from ._config import BreakerConfig, ExceptionRule, ResultPredicate
 from ._state import BreakerState, IllegalTransitionError, Trigger, state_diagram
+from ._store import RedisStateStore, StateStore, StoreReply, StoreRequest
 from ._types import BreakerCallOutcome, BreakerMetrics, BreakerStateChanged, Outcome, SharedState
 
 __all__ = [
@@ -18,8 +19,12 @@ __all__ = [
     "ExceptionRule",
     "IllegalTransitionError",
     "Outcome",
+    "RedisStateStore",
     "ResultPredicate",
     "SharedState",
+    "StateStore",
+    "StoreReply",
+    "StoreRequest",
     "Trigger",
     "state_diagram",
 ]

@@ -22,8 +22,9 @@ from sentia_core._validate import check_callable
 from sentia_core.errors import CircuitOpenError, ConfigError
 
 from ._config import BreakerConfig, ExceptionRule, ResultPredicate
-from ._core import Admit, BreakerCore, Reject, Trial
+from ._core import Admit, BreakerCore, Decision, Reject, StoreCall, Trial
 from ._state import BreakerState, Trigger
+from ._store import StateStore, StoreReply
 from ._types import BreakerMetrics
 
 __all__ = ["CircuitBreaker"]
@@ -75,7 +76,15 @@ class CircuitBreaker:
         ConfigError: any invalid argument, naming it.
     """
 
-    __slots__ = ("__weakref__", "_config", "_core", "_fallback", "_listeners", "_monotonic")
+    __slots__ = (
+        "__weakref__",
+        "_config",
+        "_core",
+        "_fallback",
+        "_listeners",
+        "_monotonic",
+        "_store",
+    )
 
     def __init__(
         self,
@@ -127,11 +136,14 @@ class CircuitBreaker:
             getattr(clock, "time", None)
         ):
             raise ConfigError("clock", clock, "must have monotonic() and time() methods")
-        if state_store is not None:
-            raise ConfigError("state_store", state_store, "state stores are not supported yet")
+        if state_store is not None and not isinstance(state_store, StateStore):
+            raise ConfigError(
+                "state_store", state_store, "must be a StateStore such as RedisStateStore"
+            )
+        self._store: StateStore | None = state_store
         self._monotonic = clock.monotonic
         self._listeners: Listeners[Event] = Listeners()
-        self._core = BreakerCore(self._config, clock, self._listeners)
+        self._core = BreakerCore(self._config, clock, self._listeners, state_store)
 
     # -- introspection -------------------------------------------------------
 
@@ -177,17 +189,59 @@ class CircuitBreaker:
 
     # -- manual control ------------------------------------------------------
 
+    def _manual(self, trigger: Trigger) -> None:
+        call = self._core.manual(trigger, f"{trigger.value}()")
+        if call is not None:
+            self._core.after_store(call, self._run_store(call), self._monotonic())
+
     def force_open(self) -> None:
-        """Reject every call until :meth:`reset` (or :meth:`disable`)."""
-        self._core.manual(Trigger.FORCE_OPEN, "force_open()")
+        """Reject every call until :meth:`reset` (or :meth:`disable`).
+
+        With a state store this applies to every process sharing the breaker
+        (a synchronous store operation; best effort if the store is down).
+        """
+        self._manual(Trigger.FORCE_OPEN)
 
     def disable(self) -> None:
-        """Let every call through and record nothing until :meth:`reset` (or :meth:`force_open`)."""
-        self._core.manual(Trigger.DISABLE, "disable()")
+        """Let every call through and record nothing until :meth:`reset` (or
+        :meth:`force_open`); shared like :meth:`force_open`."""
+        self._manual(Trigger.DISABLE)
 
     def reset(self) -> None:
-        """Go to CLOSED with an empty window and the reset timeout back at its base."""
-        self._core.manual(Trigger.RESET, "reset()")
+        """Go to CLOSED with an empty window and the reset timeout back at its
+        base; shared like :meth:`force_open`."""
+        self._manual(Trigger.RESET)
+
+    # -- the state store -------------------------------------------------------
+
+    def _run_store(self, call: StoreCall) -> StoreReply | BaseException:
+        """Run a store operation; its error is returned, never raised."""
+        assert self._store is not None
+        try:
+            return self._store.execute(self._config, call.request)
+        except Exception as exc:
+            return exc
+
+    async def _run_store_async(self, call: StoreCall) -> StoreReply | BaseException:
+        assert self._store is not None
+        try:
+            return await self._store.execute_async(self._config, call.request)
+        except Exception as exc:
+            return exc
+
+    def _admit(self, now: float) -> Decision:
+        decision = self._core.acquire(now)
+        if decision.__class__ is StoreCall:
+            assert isinstance(decision, StoreCall)
+            return self._core.after_store(decision, self._run_store(decision), now)
+        return decision  # type: ignore[return-value]
+
+    async def _admit_async(self, now: float) -> Decision:
+        decision = self._core.acquire(now)
+        if decision.__class__ is StoreCall:
+            assert isinstance(decision, StoreCall)
+            return self._core.after_store(decision, await self._run_store_async(decision), now)
+        return decision  # type: ignore[return-value]
 
     # -- calls ---------------------------------------------------------------
 
@@ -221,7 +275,7 @@ class CircuitBreaker:
         core = self._core
         monotonic = self._monotonic
         now = monotonic()
-        decision = core.acquire(now)
+        decision = self._admit(now)
         if decision.__class__ is Reject:
             assert isinstance(decision, Reject)
             if self._fallback is not None:
@@ -232,10 +286,14 @@ class CircuitBreaker:
             result = fn(*args, **kwargs)
         except BaseException as exc:
             end = monotonic()
-            core.completed_with_exception(decision, exc, end - now, end)
+            call = core.completed_with_exception(decision, exc, end - now, end)
+            if call is not None:
+                core.after_store(call, self._run_store(call), end)
             raise
         end = monotonic()
-        core.completed_with_result(decision, result, end - now, end)
+        call = core.completed_with_result(decision, result, end - now, end)
+        if call is not None:
+            core.after_store(call, self._run_store(call), end)
         return result
 
     async def call_async(
@@ -271,7 +329,7 @@ class CircuitBreaker:
         core = self._core
         monotonic = self._monotonic
         now = monotonic()
-        decision = core.acquire(now)
+        decision = await self._admit_async(now)
         if decision.__class__ is Reject:
             assert isinstance(decision, Reject)
             if self._fallback is not None:
@@ -285,10 +343,14 @@ class CircuitBreaker:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
             end = monotonic()
-            core.completed_with_exception(decision, exc, end - now, end)
+            call = core.completed_with_exception(decision, exc, end - now, end)
+            if call is not None:
+                core.after_store(call, await self._run_store_async(call), end)
             raise
         end = monotonic()
-        core.completed_with_result(decision, result, end - now, end)
+        call = core.completed_with_result(decision, result, end - now, end)
+        if call is not None:
+            core.after_store(call, await self._run_store_async(call), end)
         return result
 
     # -- decorator -----------------------------------------------------------
@@ -346,33 +408,31 @@ class CircuitBreaker:
 
     # -- context managers ----------------------------------------------------
 
-    def _enter(self) -> None:
-        now = self._monotonic()
-        decision = self._core.acquire(now)
+    def _push(self, decision: Decision, now: float) -> None:
         if decision.__class__ is Reject:
             assert isinstance(decision, Reject)
             raise self._rejected(decision)
         assert not isinstance(decision, Reject)
         _ACTIVE.set((*_ACTIVE.get(), (self, decision, now)))
 
-    def _exit(self, exc: BaseException | None) -> None:
+    def _pop(self, exc: BaseException | None) -> tuple[StoreCall | None, float]:
         stack = _ACTIVE.get()
         for i in range(len(stack) - 1, -1, -1):
             if stack[i][0] is self:
                 break
         else:
-            return  # __exit__ without __enter__ in this context: nothing to report
+            return None, 0.0  # __exit__ without __enter__ in this context: nothing to report
         _, decision, started = stack[i]
         _ACTIVE.set(stack[:i] + stack[i + 1 :])
         end = self._monotonic()
         if exc is None:
-            self._core.complete(decision, 0, end - started, end)
-        else:
-            self._core.completed_with_exception(decision, exc, end - started, end)
+            return self._core.complete(decision, 0, end - started, end), end
+        return self._core.completed_with_exception(decision, exc, end - started, end), end
 
     def __enter__(self) -> CircuitBreaker:
         """Guard a block: raises :class:`CircuitOpenError` before the body runs when open."""
-        self._enter()
+        now = self._monotonic()
+        self._push(self._admit(now), now)
         return self
 
     def __exit__(
@@ -381,11 +441,14 @@ class CircuitBreaker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._exit(exc)
+        call, end = self._pop(exc)
+        if call is not None:
+            self._core.after_store(call, self._run_store(call), end)
 
     async def __aenter__(self) -> CircuitBreaker:
         """Guard an async block: raises :class:`CircuitOpenError` before the body runs."""
-        self._enter()
+        now = self._monotonic()
+        self._push(await self._admit_async(now), now)
         return self
 
     async def __aexit__(
@@ -394,7 +457,9 @@ class CircuitBreaker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._exit(exc)
+        call, end = self._pop(exc)
+        if call is not None:
+            self._core.after_store(call, await self._run_store_async(call), end)
 
     def __repr__(self) -> str:
         return f"CircuitBreaker(name={self._config.name!r}, state={self._core.state.value!r})"

@@ -20,6 +20,15 @@ the generation's :class:`Admit`; the adapters read that one attribute, run
 the call, and skip :meth:`complete` when the window is ``clean`` (a success
 cannot change it). That path reads no clock and takes no lock.
 
+With a state store (``_store.py``) the shared state is the truth: the core
+returns a :class:`StoreCall` instead of deciding when the shared state
+matters (a trial permit, a mirror that may be stale, every recorded outcome),
+the adapter runs it against the store with no lock held and hands the reply
+(or the error) to :meth:`BreakerCore.after_store`, which adopts the shared
+state. While the store fails the core decides alone on its local window and
+says ``shared_state="unavailable"``; it tries the store again after the
+store's ``retry_interval``.
+
 Half-open permits live in a dict of permit id -> start time. A permit is
 released by :meth:`complete` whatever the outcome (including cancellation),
 and a permit older than ``half_open_timeout`` is reclaimed when a new trial
@@ -39,10 +48,20 @@ from sentia_core._events import Event, Listeners
 
 from ._config import BreakerConfig
 from ._state import BreakerState, Trigger, next_state
+from ._store import StateStore, StoreReply, StoreRequest
 from ._types import BreakerCallOutcome, BreakerMetrics, BreakerStateChanged, Outcome, SharedState
 from ._window import FAILURE, SLOW, CountWindow, TimeWindow
 
-__all__ = ["IGNORED", "SUCCESS", "Admit", "BreakerCore", "Decision", "Reject", "Trial"]
+__all__ = [
+    "IGNORED",
+    "SUCCESS",
+    "Admit",
+    "BreakerCore",
+    "Decision",
+    "Reject",
+    "StoreCall",
+    "Trial",
+]
 
 #: Outcome codes handed to :meth:`BreakerCore.complete` (FAILURE/SLOW are bits).
 IGNORED = -1
@@ -54,22 +73,34 @@ _HALF_OPEN = BreakerState.HALF_OPEN
 _FORCED_OPEN = BreakerState.FORCED_OPEN
 _DISABLED = BreakerState.DISABLED
 
+_ACQUIRE = StoreRequest("acquire")
+
 
 @dataclass(frozen=True, slots=True)
 class Admit:
-    """Run the call; record its outcome in the window when ``record`` (CLOSED)."""
+    """Run the call; record its outcome in the window when ``record`` (CLOSED).
+
+    ``shared_generation`` is the store's generation when the call was admitted
+    (-1 without a store).
+    """
 
     generation: int
     record: bool
+    shared_generation: int = -1
 
 
 @dataclass(frozen=True, slots=True)
 class Trial:
-    """Run the call as a half-open trial; ``permit`` must be handed back via complete()."""
+    """Run the call as a half-open trial; ``permit`` goes back via complete().
+
+    ``shared`` trials hold a permit of the state store, not of this process.
+    """
 
     generation: int
     permit: int
     started: float
+    shared: bool = False
+    shared_generation: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +109,18 @@ class Reject:
 
     retry_after: float
     state: BreakerState
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCall:
+    """Run ``request`` on the state store, then hand the reply to :meth:`BreakerCore.after_store`.
+
+    ``decision`` and ``outcome`` say which completed call a ``record`` reports.
+    """
+
+    request: StoreRequest
+    decision: Admit | Trial | None = None
+    outcome: int = 0
 
 
 Decision = Admit | Trial | Reject
@@ -95,18 +138,27 @@ class BreakerCore:
     """State, window and counters of one breaker; thread-safe; see the module doc."""
 
     __slots__ = (
+        "_admit",
         "_consecutive",
         "_generation",
         "_history",
         "_last_transition_at",
         "_listeners",
+        "_listening",
         "_lock",
         "_next_permit",
+        "_next_sync",
         "_open_until",
         "_pass",
         "_permits",
+        "_predicate",
         "_rejected",
+        "_shared_generation",
+        "_shared_totals",
+        "_slow_after",
         "_source",
+        "_store_retry_at",
+        "_synced",
         "_timed",
         "_times_opened",
         "_trial_successes",
@@ -118,11 +170,18 @@ class BreakerCore:
         "shared_state",
         "shared_state_error",
         "state",
+        "store",
         "store_errors",
         "window",
     )
 
-    def __init__(self, config: BreakerConfig, clock: Clock, listeners: Listeners[Event]) -> None:
+    def __init__(
+        self,
+        config: BreakerConfig,
+        clock: Clock,
+        listeners: Listeners[Event],
+        store: StateStore | None = None,
+    ) -> None:
         self.config = config
         self._wall: Callable[[], float] = clock.time
         self.monotonic: Callable[[], float] = clock.monotonic
@@ -136,9 +195,13 @@ class BreakerCore:
         )
         #: True when a call's duration matters to the core (slow-call detection).
         self._timed = config.slow_call_duration is not None
+        self._slow_after = config.slow_call_duration
+        self._predicate = config.failure_predicate
+        self._listening = False
         self.state = _CLOSED
         self._generation = 0
-        self._pass: Admit | None = Admit(0, True)
+        self._admit = Admit(0, True)
+        self._pass: Admit | None = None
         self.fast: Admit | None = None
         self._consecutive = 0
         self._open_until = 0.0
@@ -150,46 +213,79 @@ class BreakerCore:
         self._trial_successes = 0
         self._history: deque[BreakerStateChanged] = deque(maxlen=config.history_size)
         self._last_transition_at: float | None = None
-        self.shared_state: SharedState = "local"
+        self.store = store
+        self.shared_state: SharedState = "local" if store is None else "connected"
         self.shared_state_error: str | None = None
         self.store_errors = 0
+        self._store_retry_at = 0.0
+        self._next_sync = 0.0
+        self._synced = False
+        self._shared_generation = -1
+        self._shared_totals = (0, 0, 0, 0)
         self.refresh_fast()
 
     # -- admission ---------------------------------------------------------
 
     def refresh_fast(self) -> None:
-        """Recompute ``fast`` (after a transition or a listener change)."""
-        self.fast = None if self._timed or self._listeners else self._pass
+        """Recompute the lock-free admission shortcuts (after a transition or a
+        listener change)."""
+        self._listening = bool(self._listeners)
+        state = self.state
+        if state is _CLOSED:
+            self._pass = self._admit if self.store is None or self._synced else None
+        elif state is _DISABLED and self.store is None:
+            self._pass = self._admit
+        else:
+            self._pass = None
+        slow_path = self._timed or self._listening or self.store is not None
+        self.fast = None if slow_path else self._pass
 
-    def acquire(self, now: float) -> Decision:
-        """Decide whether a call may run at monotonic time ``now``."""
+    def acquire(self, now: float) -> Decision | StoreCall:
+        """Decide whether a call may run at monotonic time ``now``.
+
+        Returns a :class:`StoreCall` when the shared state must be consulted first.
+        """
         admit = self._pass
         if admit is not None:
             return admit
-        event: BreakerStateChanged | None = None
         with self._lock:
-            state = self.state
             if self._pass is not None:
                 return self._pass
-            if state is _OPEN:
-                if now < self._open_until:
-                    self._rejected += 1
-                    decision: Decision = Reject(self._open_until - now, _OPEN)
-                else:
-                    event = self._move(Trigger.TIMEOUT_ELAPSED, "reset_timeout elapsed")
-                    decision = self._grant(now)
-            elif state is _HALF_OPEN:
-                decision = self._grant(now)
-            else:
-                self._rejected += 1
-                decision = Reject(0.0, state)
+            if self.store is not None and now >= self._store_retry_at:
+                state = self.state
+                if (
+                    state is _HALF_OPEN
+                    or (state is _OPEN and now >= self._open_until)
+                    or now >= self._next_sync
+                ):
+                    return StoreCall(_ACQUIRE)
+            decision, event = self._decide(now)
+        self._emit(event, decision)
+        return decision
+
+    def _emit(self, event: BreakerStateChanged | None, decision: object) -> None:
         if event is not None:
             self._listeners.emit(event)
-        if self._listeners and decision.__class__ is Reject:
+        if self._listening and decision.__class__ is Reject:
             self._listeners.emit(
                 BreakerCallOutcome(self._source, self._wall(), self.config.name, "rejected", 0.0)
             )
-        return decision
+
+    def _decide(self, now: float) -> tuple[Decision, BreakerStateChanged | None]:
+        """The local decision (under the lock)."""
+        state = self.state
+        if state is _CLOSED or state is _DISABLED:
+            return self._admit, None
+        if state is _OPEN:
+            if now < self._open_until:
+                self._rejected += 1
+                return Reject(self._open_until - now, _OPEN), None
+            event = self._move(Trigger.TIMEOUT_ELAPSED, "reset_timeout elapsed")
+            return self._grant(now), event
+        if state is _HALF_OPEN:
+            return self._grant(now), None
+        self._rejected += 1
+        return Reject(0.0, state), None
 
     def _grant(self, now: float) -> Decision:
         """A trial permit if one is free (under the lock, state HALF_OPEN)."""
@@ -224,16 +320,9 @@ class BreakerCore:
             return FAILURE
         return SUCCESS if isinstance(exc, Exception) else IGNORED
 
-    def classify_result(self, result: Any) -> int:
-        """SUCCESS, or FAILURE when ``failure_predicate(result)`` is true."""
-        predicate = self.config.failure_predicate
-        if predicate is not None and predicate(result):
-            return FAILURE
-        return SUCCESS
-
     def completed_with_exception(
         self, decision: Admit | Trial, exc: BaseException, duration: float, now: float
-    ) -> None:
+    ) -> StoreCall | None:
         """Record a call that raised ``exc``; a raising ``ignore``/``record`` predicate
         releases the permit (as ignored) and propagates."""
         try:
@@ -241,29 +330,45 @@ class BreakerCore:
         except BaseException:
             self.complete(decision, IGNORED, duration, now)
             raise
-        self.complete(decision, outcome, duration, now)
+        return self.complete(decision, outcome, duration, now)
 
     def completed_with_result(
         self, decision: Admit | Trial, result: Any, duration: float, now: float
-    ) -> None:
+    ) -> StoreCall | None:
         """Record a call that returned ``result``; a raising ``failure_predicate``
         releases the permit (as ignored) and propagates."""
+        predicate = self._predicate
+        if predicate is None:
+            return self.complete(decision, SUCCESS, duration, now)
         try:
-            outcome = self.classify_result(result)
+            outcome = FAILURE if predicate(result) else SUCCESS
         except BaseException:
             self.complete(decision, IGNORED, duration, now)
             raise
-        self.complete(decision, outcome, duration, now)
+        return self.complete(decision, outcome, duration, now)
 
     def fast_exception(self, decision: Admit, exc: BaseException) -> None:
-        """The hot path's failure report: reads the clock once, no duration."""
+        """The hot path's failure report (no store on that path): one clock read."""
         self.completed_with_exception(decision, exc, 0.0, self.monotonic())
 
     def fast_result(self, decision: Admit, result: Any) -> None:
-        """The hot path's report when the window is not clean."""
-        self.completed_with_result(decision, result, 0.0, self.monotonic())
+        """The hot path's report when the window is not clean (no store on that path)."""
+        if self._predicate is not None or self._listening:
+            self.completed_with_result(decision, result, 0.0, self.monotonic())
+        elif decision.record:
+            now = self.monotonic()
+            lock = self._lock
+            lock.acquire()  # explicit acquire/release: measurably cheaper than `with`
+            try:
+                if decision.generation == self._generation:
+                    self.window.record(SUCCESS, now)
+                    self._consecutive = 0
+            finally:
+                lock.release()
 
-    def complete(self, decision: Admit | Trial, outcome: int, duration: float, now: float) -> None:
+    def complete(
+        self, decision: Admit | Trial, outcome: int, duration: float, now: float
+    ) -> StoreCall | None:
         """Record the outcome of a call admitted by ``decision``.
 
         Args:
@@ -271,37 +376,80 @@ class BreakerCore:
             outcome: IGNORED, SUCCESS or FAILURE (from the classify methods).
             duration: seconds the call took (for slow-call detection and events).
             now: monotonic time at completion.
+
+        Returns:
+            A :class:`StoreCall` to run when the outcome must reach the state store.
         """
-        slow_after = self.config.slow_call_duration
-        if outcome >= 0 and slow_after is not None and duration >= slow_after:
+        slow_after = self._slow_after
+        if slow_after is not None and outcome >= 0 and duration >= slow_after:
             outcome |= SLOW
         event: BreakerStateChanged | None = None
+        call: StoreCall | None = None
         if decision.__class__ is Admit:
-            if decision.record and outcome >= 0:
-                with self._lock:
+            if outcome >= 0 and decision.record:
+                lock = self._lock
+                lock.acquire()
+                try:
                     if decision.generation == self._generation:
-                        event = self._record_closed(outcome, now)
+                        self.window.record(outcome, now)
+                        if outcome & FAILURE:
+                            self._consecutive += 1
+                        else:
+                            self._consecutive = 0
+                        if self.store is not None and now >= self._store_retry_at:
+                            call = StoreCall(
+                                StoreRequest(
+                                    "record",
+                                    outcome=outcome,
+                                    generation=decision.shared_generation,
+                                ),
+                                decision,
+                                outcome,
+                            )
+                        elif outcome:
+                            event = self._evaluate(now)
+                finally:
+                    lock.release()
         else:
             assert isinstance(decision, Trial)
             with self._lock:
-                if self._permits.pop(decision.permit, None) is not None and outcome >= 0:
-                    event = self._record_trial(outcome, now)
+                if not decision.shared:
+                    if self._permits.pop(decision.permit, None) is not None and outcome >= 0:
+                        event = self._record_trial(outcome, now)
+                elif self.store is not None and now >= self._store_retry_at:
+                    call = StoreCall(
+                        StoreRequest(
+                            "record",
+                            outcome=outcome,
+                            generation=decision.shared_generation,
+                            permit=decision.permit,
+                        ),
+                        decision,
+                        outcome,
+                    )
+                else:
+                    event = self._local_outcome(decision, outcome, now)
         if event is not None:
             self._listeners.emit(event)
-        if self._listeners:
+        if self._listening:
             self._listeners.emit(
                 BreakerCallOutcome(
                     self._source, self._wall(), self.config.name, _outcome_name(outcome), duration
                 )
             )
+        return call
 
-    def _record_closed(self, outcome: int, now: float) -> BreakerStateChanged | None:
-        self.window.record(outcome, now)
-        if outcome & FAILURE:
-            self._consecutive += 1
-        else:
-            self._consecutive = 0
-        return self._evaluate(now) if outcome else None
+    def _local_outcome(
+        self, decision: Admit | Trial, outcome: int, now: float
+    ) -> BreakerStateChanged | None:
+        """Apply an outcome the store did not take (under the lock; window already has it)."""
+        if outcome < 0 or decision.generation != self._generation:
+            return None
+        if decision.__class__ is Admit:
+            return self._evaluate(now) if outcome and self.state is _CLOSED else None
+        if self.state is _HALF_OPEN:
+            return self._record_trial(outcome, now)
+        return None
 
     def _evaluate(self, now: float) -> BreakerStateChanged | None:
         """Trip if an opening rule fires (under the lock, state CLOSED)."""
@@ -347,10 +495,8 @@ class BreakerCore:
 
     # -- transitions -------------------------------------------------------
 
-    def _move(self, trigger: Trigger, reason: str) -> BreakerStateChanged | None:
-        """Apply ``trigger`` (under the lock); the event to emit, if the state changed."""
-        old = self.state
-        new = next_state(old, trigger)
+    def _enter(self, new: BreakerState) -> None:
+        """Bookkeeping of entering ``new`` (under the lock)."""
         self.state = new
         self._generation += 1
         self._permits = {}
@@ -359,11 +505,12 @@ class BreakerCore:
             self.window.clear()
             self._consecutive = 0
             self._trips = 0
-        if new is _CLOSED or new is _DISABLED:
-            self._pass = Admit(self._generation, new is _CLOSED)
-        else:
-            self._pass = None
+        self._admit = Admit(self._generation, new is _CLOSED, self._shared_generation)
         self.refresh_fast()
+
+    def _changed(
+        self, old: BreakerState, new: BreakerState, reason: str
+    ) -> BreakerStateChanged | None:
         if old is new:
             return None
         at = self._wall()
@@ -372,14 +519,25 @@ class BreakerCore:
         self._last_transition_at = at
         return event
 
-    def manual(self, trigger: Trigger, reason: str) -> None:
-        """Apply a manual trigger (force_open, disable, reset)."""
+    def _move(self, trigger: Trigger, reason: str) -> BreakerStateChanged | None:
+        """Apply ``trigger`` (under the lock); the event to emit, if the state changed."""
+        old = self.state
+        new = next_state(old, trigger)
+        self._enter(new)
+        return self._changed(old, new, reason)
+
+    def manual(self, trigger: Trigger, reason: str) -> StoreCall | None:
+        """Apply a manual trigger (force_open, disable, reset) here, and return
+        the store call that applies it to every process sharing the state."""
         with self._lock:
             if trigger is Trigger.RESET:
                 self._trips = 0
             event = self._move(trigger, reason)
         if event is not None:
             self._listeners.emit(event)
+        if self.store is None:
+            return None
+        return StoreCall(StoreRequest("manual", trigger=trigger.value))
 
     def poll(self, now: float) -> BreakerState:
         """The state at ``now``, moving OPEN -> HALF_OPEN first if the timeout has passed."""
@@ -394,14 +552,85 @@ class BreakerCore:
                 self._listeners.emit(event)
         return state
 
+    # -- the state store ---------------------------------------------------
+
+    def after_store(
+        self, call: StoreCall, reply: StoreReply | BaseException, now: float
+    ) -> Decision:
+        """Take the store's reply (or its error) for ``call``.
+
+        Returns:
+            For an ``acquire``: the decision. For other operations the return
+            value is meaningless (the current pass-through admit).
+        """
+        assert self.store is not None
+        op = call.request.op
+        event: BreakerStateChanged | None = None
+        decision: Decision = self._admit
+        with self._lock:
+            if isinstance(reply, StoreReply):
+                self.shared_state = "connected"
+                self.shared_state_error = None
+                self._synced = True
+                self._next_sync = now + self.store.sync_interval
+                event = self._adopt(reply, now)
+                if op == "acquire":
+                    decision = self._from_reply(reply, now)
+            else:
+                self.shared_state = "unavailable"
+                self.shared_state_error = f"{type(reply).__name__}: {reply}"[:300]
+                self.store_errors += 1
+                self._store_retry_at = now + self.store.retry_interval
+                self.refresh_fast()
+                if op == "acquire":
+                    decision, event = self._decide(now)
+                elif op == "record" and call.decision is not None:
+                    event = self._local_outcome(call.decision, call.outcome, now)
+        self._emit(event, decision)
+        return decision
+
+    def _adopt(self, reply: StoreReply, now: float) -> BreakerStateChanged | None:
+        """Mirror the shared state (under the lock)."""
+        self._shared_totals = (
+            reply.calls,
+            reply.failures,
+            reply.slow_calls,
+            reply.consecutive_failures,
+        )
+        new = reply.state
+        if new is _OPEN:
+            self._open_until = now + reply.retry_after
+        old = self.state
+        if reply.generation == self._shared_generation and new is old:
+            self.refresh_fast()
+            return None
+        self._shared_generation = reply.generation
+        if new is _OPEN and old is not _OPEN:
+            self._times_opened += 1
+        self._enter(new)
+        return self._changed(old, new, f"shared state: {reply.reason}")
+
+    def _from_reply(self, reply: StoreReply, now: float) -> Decision:
+        state = reply.state
+        if state is _CLOSED or state is _DISABLED:
+            return self._admit
+        if state is _HALF_OPEN and reply.permit > 0:
+            return Trial(self._generation, reply.permit, now, True, reply.generation)
+        self._rejected += 1
+        return Reject(reply.retry_after if state is _OPEN else 0.0, state)
+
     # -- observation -------------------------------------------------------
 
     def metrics(self, now: float) -> BreakerMetrics:
-        """A consistent snapshot at ``now``."""
+        """A consistent snapshot at ``now`` (shared counts while the store answers)."""
         self.poll(now)
         cfg = self.config
         with self._lock:
-            calls, failures, slow = self.window.totals(now)
+            if self.shared_state == "connected" and self._synced:
+                calls, failures, slow, consecutive = self._shared_totals
+            else:
+                calls, failures, slow = self.window.totals(now)
+                consecutive = self._consecutive
             state = self.state
             return BreakerMetrics(
                 name=cfg.name,
@@ -411,7 +640,7 @@ class BreakerCore:
                 slow_calls=slow,
                 failure_rate=failures / calls if calls else 0.0,
                 slow_call_rate=slow / calls if calls else 0.0,
-                consecutive_failures=self._consecutive,
+                consecutive_failures=consecutive,
                 rejected=self._rejected,
                 times_opened=self._times_opened,
                 last_transition_at=self._last_transition_at,

@@ -126,10 +126,11 @@ class TimeWindow:
     def record(self, outcome: int, now: float) -> None:
         """Add one outcome that completed at monotonic time ``now``."""
         sec = int(now)
-        if sec > self._head:
-            self._advance(sec)
-        elif sec <= self._head - self.size:
-            return  # older than the window (a clock that went backwards)
+        if sec != self._head:
+            if sec > self._head:
+                self._advance(sec)
+            elif sec <= self._head - self.size:
+                return  # older than the window (a completion that raced a newer one)
         i = sec % self.size
         self._b_sec[i] = sec
         self._b_calls[i] += 1
