@@ -10,6 +10,7 @@ from ._bulkhead import Bulkhead, BulkheadEvent, BulkheadStats
 from ._deadline import Deadline, check_deadline, current_deadline, deadline, remaining_time
 from ._retry import Attempt, Retry, RetryDecision, RetryEvent, RetryStats, retry
 from ._retry_after import parse_retry_after
+from ._timeout import Timeout, TimeoutEvent, TimeoutStats
 
 __all__ = [
     "Attempt",
@@ -28,6 +29,9 @@ __all__ = [
     "RetryDecision",
     "RetryEvent",
     "RetryStats",
+    "Timeout",
+    "TimeoutEvent",
+    "TimeoutStats",
     "check_deadline",
     "current_deadline",
     "deadline",

@@ -99,13 +99,19 @@ def check_deadline() -> None:
 
 def _enter(
     seconds: float, monotonic: Callable[[], float]
-) -> tuple[Deadline, Token[Deadline | None]]:
-    """Install ``now + seconds`` unless an outer deadline is sooner; returns (effective, token)."""
+) -> tuple[Deadline, Token[Deadline | None], float]:
+    """Install ``now + seconds`` unless an outer deadline is sooner.
+
+    Returns the effective deadline, the token to reset, and the effective
+    number of seconds (the outer deadline's remaining time when it is sooner).
+    """
     outer = _DEADLINE.get()
-    if outer is not None and outer.remaining() <= seconds:
-        return outer, _DEADLINE.set(outer)
+    if outer is not None:
+        left = outer.remaining()
+        if left <= seconds:
+            return outer, _DEADLINE.set(outer), left
     d = Deadline(monotonic() + seconds, seconds, monotonic)
-    return d, _DEADLINE.set(d)
+    return d, _DEADLINE.set(d), seconds
 
 
 class deadline:
@@ -135,7 +141,7 @@ class deadline:
     def __enter__(self) -> Deadline:
         if self._token is not None:
             raise RuntimeError("a deadline() block cannot be re-entered while active")
-        self._deadline, self._token = _enter(self._seconds, self._monotonic)
+        self._deadline, self._token, _ = _enter(self._seconds, self._monotonic)
         return self._deadline
 
     def __exit__(
