@@ -1,0 +1,59 @@
+"""Fuzzing analyze() and probe(): arbitrary and mutated SQL never crash the caller."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sentia_core.errors import UnsafeStatementError
+from sentia_core.sql._analyze import Analysis, ParameterSlot, analyze, probe
+
+from .advisor_strategies import any_sql, mutated_sql
+
+_WRITE = re.compile(
+    r"\b(INSERT|DELETE|MERGE|TRUNCATE|DROP|ALTER|CREATE|GRANT|VACUUM|ATTACH|PRAGMA|INTO)\b", re.I
+)
+
+
+@given(any_sql)
+def test_analyze_never_raises(sql: str) -> None:
+    a = analyze(sql)
+    assert isinstance(a, Analysis)
+    assert a.parsed or a.error
+    indexes = [p.index for p in a.parameters]
+    assert indexes == sorted(set(indexes))
+    for block in a.blocks:
+        for pred in block.equality + block.ranges:
+            assert pred.column.column
+
+
+@given(any_sql)
+def test_probe_either_refuses_or_returns_a_single_read_only_statement(sql: str) -> None:
+    try:
+        p = probe(sql)
+    except UnsafeStatementError:
+        return
+    text = " ".join(x for x in p.parts if isinstance(x, str))
+    assert ";" not in text
+    assert not _WRITE.search(text)
+    assert "--" not in text and "/*" not in text
+    assert text.split()[0].upper() in {"SELECT", "WITH", "VALUES", "(", "TABLE"}
+    assert all(isinstance(x, (str, ParameterSlot)) for x in p.parts)
+
+
+_SECRET = st.from_regex(r"[A-Za-z]{12}", fullmatch=True).map(lambda s: "zq" + s)
+
+
+@given(mutated_sql(), _SECRET, st.sampled_from(["'{}'", "E'{}'", "$${}$$", "'{}%'", "'%{}'"]))
+def test_no_literal_leaks_into_an_analysis(sql: str, secret: str, form: str) -> None:
+    literal = form.format(secret)
+    text = f"SELECT * FROM t WHERE lower(a) = {literal} OR b = {literal} AND ({sql})"
+    a = analyze(text)
+    assert secret not in repr(a)
+    try:
+        p = probe(text)
+    except UnsafeStatementError:
+        return
+    assert all(secret not in x for x in p.parts if isinstance(x, str))
