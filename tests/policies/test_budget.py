@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
@@ -68,6 +69,7 @@ class BudgetMatchesTokenBucketModel(RuleBasedStateMachine):
         assert s.tokens == self.tokens
 
 
+BudgetMatchesTokenBucketModel.TestCase.settings = settings(max_examples=50, stateful_step_count=30)
 TestBudgetModel = BudgetMatchesTokenBucketModel.TestCase
 
 

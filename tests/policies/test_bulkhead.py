@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import settings
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, multiple, rule
 
 from sentia_core.errors import BulkheadFullError, ConfigError
@@ -119,6 +120,7 @@ class BulkheadModel(RuleBasedStateMachine):
         assert self.granted_order == sorted(self.granted_order)
 
 
+BulkheadModel.TestCase.settings = settings(max_examples=50, stateful_step_count=30)
 TestBulkheadModel = BulkheadModel.TestCase
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
@@ -135,4 +136,5 @@ class DecisionModel(RuleBasedStateMachine):
         assert self.budget.tokens == self.model_tokens >= 0
 
 
+DecisionModel.TestCase.settings = settings(max_examples=50, stateful_step_count=30)
 TestDecisionModel = DecisionModel.TestCase

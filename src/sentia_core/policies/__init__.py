@@ -8,6 +8,14 @@ from ._backoff import Backoff, ExponentialBackoff, FixedBackoff, LinearBackoff
 from ._budget import BudgetStats, RetryBudget, RetryBudgetLike
 from ._bulkhead import Bulkhead, BulkheadEvent, BulkheadStats
 from ._deadline import Deadline, check_deadline, current_deadline, deadline, remaining_time
+from ._policy import (
+    BreakerLike,
+    Policy,
+    PolicyEvent,
+    PolicyStats,
+    RateDecisionLike,
+    RateLimiterLike,
+)
 from ._retry import Attempt, Retry, RetryDecision, RetryEvent, RetryStats, retry
 from ._retry_after import parse_retry_after
 from ._timeout import Timeout, TimeoutEvent, TimeoutStats
@@ -15,6 +23,7 @@ from ._timeout import Timeout, TimeoutEvent, TimeoutStats
 __all__ = [
     "Attempt",
     "Backoff",
+    "BreakerLike",
     "BudgetStats",
     "Bulkhead",
     "BulkheadEvent",
@@ -23,6 +32,11 @@ __all__ = [
     "ExponentialBackoff",
     "FixedBackoff",
     "LinearBackoff",
+    "Policy",
+    "PolicyEvent",
+    "PolicyStats",
+    "RateDecisionLike",
+    "RateLimiterLike",
     "Retry",
     "RetryBudget",
     "RetryBudgetLike",
