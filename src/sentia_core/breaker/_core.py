@@ -414,7 +414,14 @@ class BreakerCore:
             assert isinstance(decision, Trial)
             with self._lock:
                 if not decision.shared:
-                    if self._permits.pop(decision.permit, None) is not None and outcome >= 0:
+                    started = self._permits.pop(decision.permit, None)
+                    # A permit held for half_open_timeout or longer was reclaimable:
+                    # its late outcome is stale (exactly as the store's expiring permits).
+                    if (
+                        started is not None
+                        and outcome >= 0
+                        and now - started < self.config.half_open_timeout
+                    ):
                         event = self._record_trial(outcome, now)
                 elif self.store is not None and now >= self._store_retry_at:
                     call = StoreCall(

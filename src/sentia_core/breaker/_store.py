@@ -281,6 +281,7 @@ if op == 'acquire' then
 elseif op == 'record' then
   local outcome, dgen, dpermit = num(ARGV[15], -1), num(ARGV[16], -1), num(ARGV[17], 0)
   if dpermit > 0 then
+    redis.call('ZREMRANGEBYSCORE', P, '-inf', now)
     local removed = redis.call('ZREM', P, dpermit)
     if removed == 1 and dgen == gen and state == 'half_open' and outcome >= 0 then
       if outcome > 0 then
@@ -338,8 +339,11 @@ def parse_reply(raw: Any) -> StoreReply:
     """
     if not isinstance(raw, (list, tuple)) or len(raw) != 11:
         raise ValueError(f"unexpected breaker store reply: {raw!r:.200}")
-    state = BreakerState(_text(raw[0]))
-    ints = [int(raw[i]) for i in (1, 2, 3, 4, 5, 6, 7, 8, 10)]
+    try:
+        state = BreakerState(_text(raw[0]))
+        ints = [int(raw[i]) for i in (1, 2, 3, 4, 5, 6, 7, 8, 10)]
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"malformed breaker store reply: {raw!r:.200}") from exc
     if min(ints) < 0:
         raise ValueError(f"negative field in breaker store reply: {raw!r:.200}")
     generation, retry_ms, permit, calls, failures, slow, consec, opened, changed_ms = ints
