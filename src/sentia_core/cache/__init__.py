@@ -1,0 +1,48 @@
+"""TieredCache: an in-process L1 with TTLs, tags, single-flight and a safe codec.
+
+See ``docs/cache.md``. Everything public is re-exported here.
+"""
+
+from ._backend import BackendWrite, CacheBackend, StoredValue
+from ._codec import Codec, JsonSerializer, PickleSerializer, Serializer
+from ._errors import CorruptPayloadError, InvalidKeyError, PayloadError, UntrustedPayloadError
+from ._glob import InvalidPatternError, compile_glob, escape_glob
+from ._policy import EvictionPolicy, LRUPolicy
+from ._tiered import CachedFunction, TieredCache
+from ._types import (
+    CacheEviction,
+    CacheFault,
+    CacheInvalidation,
+    CacheStats,
+    EvictionCounts,
+    FaultKind,
+    InvalidationKind,
+)
+
+__all__ = [
+    "BackendWrite",
+    "CacheBackend",
+    "CacheEviction",
+    "CacheFault",
+    "CacheInvalidation",
+    "CacheStats",
+    "CachedFunction",
+    "Codec",
+    "CorruptPayloadError",
+    "EvictionCounts",
+    "EvictionPolicy",
+    "FaultKind",
+    "InvalidKeyError",
+    "InvalidPatternError",
+    "InvalidationKind",
+    "JsonSerializer",
+    "LRUPolicy",
+    "PayloadError",
+    "PickleSerializer",
+    "Serializer",
+    "StoredValue",
+    "TieredCache",
+    "UntrustedPayloadError",
+    "compile_glob",
+    "escape_glob",
+]

@@ -1,0 +1,95 @@
+"""The seam where a second layer (part 2's Redis L2) plugs in under the L1.
+
+Theory of operation. :class:`~sentia_core.cache.TieredCache` asks its layers
+in order: the L1 (in-process, decided by the core), then the backend, then
+the loader. The backend is byte-oriented: it stores *payloads* built by the
+cache's :class:`~sentia_core.cache.Codec` and never sees Python values, so
+everything it returns is decoded defensively (a corrupt or untrusted payload
+is a miss plus a counted fault).
+
+Keys and tags reach the backend *qualified* by the cache's namespace
+(``"app:product:42"``, tag ``"app:products"``) and patterns arrive as
+``escape_glob(namespace) + ":" + pattern``, so one backend may serve several
+caches without collisions; ``clear(namespace)`` drops one namespace. TTLs are
+seconds (``math.inf`` for no expiry). Any exception a backend raises is
+caught by the cache, counted in ``backend_errors``, reported as a
+:class:`~sentia_core.cache.CacheFault` and the call carries on with L1 and
+the loader (DESIGN.md rule 5: fail open); a backend never needs to swallow
+its own errors.
+
+This protocol is synchronous; the async twin (part 2) mirrors it with
+coroutines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+__all__ = ["BackendWrite", "CacheBackend", "StoredValue"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredValue:
+    """A payload read from a backend.
+
+    Attributes:
+        payload: the bytes :meth:`Codec.dumps` produced.
+        ttl: seconds it still has to live (``math.inf``: no expiry).
+        tags: the qualified tags it was written with.
+    """
+
+    payload: bytes
+    ttl: float
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BackendWrite:
+    """One payload to write.
+
+    Attributes:
+        key: the qualified key.
+        payload: the encoded value.
+        ttl: seconds to live (``math.inf``: no expiry).
+        tags: the qualified tags.
+    """
+
+    key: str
+    payload: bytes
+    ttl: float
+    tags: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class CacheBackend(Protocol):
+    """A byte-oriented second layer (see the module docstring for the contract)."""
+
+    def get(self, key: str) -> StoredValue | None:
+        """The payload under ``key``, or ``None``."""
+        ...
+
+    def get_many(self, keys: Sequence[str]) -> Sequence[StoredValue | None]:
+        """One result per key, in order."""
+        ...
+
+    def set_many(self, writes: Sequence[BackendWrite]) -> None:
+        """Store every write (replacing what was there)."""
+        ...
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        """Remove keys; returns how many existed."""
+        ...
+
+    def invalidate_tags(self, tags: Sequence[str]) -> int:
+        """Remove every key carrying one of the qualified ``tags``; returns how many."""
+        ...
+
+    def invalidate_pattern(self, pattern: str) -> int:
+        """Remove every key matching the (qualified) glob; returns how many."""
+        ...
+
+    def clear(self, namespace: str) -> int:
+        """Remove every key of ``namespace``; returns how many."""
+        ...

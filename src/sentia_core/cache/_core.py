@@ -1,0 +1,867 @@
+"""The cache's core: every decision, no I/O. ``TieredCache`` (and part 2's
+``AsyncTieredCache``) are thin adapters around one :class:`CacheCore`.
+
+Theory of operation
+-------------------
+
+*Layers.* A read asks the layers in order: the L1 (:class:`MemoryLayer`,
+in-process, decided here), then the backend (a byte-oriented second layer,
+:mod:`._backend`; part 2's Redis), then the loader. The core owns the L1, the
+codec, the single-flight table, the counters and the listeners; the adapters
+own the I/O: calling the backend, calling the loader, waiting (a thread on an
+``Event``, a task on a ``Future``). So the sync and async twins differ only in
+``await``.
+
+*Hit path.* :meth:`CacheCore.make_reader` builds a closure that does one
+``dict.get``, one clock read, the eviction policy's ``on_hit`` (LRU:
+``OrderedDict.move_to_end``) and one ``next()`` on an ``itertools.count`` --
+each a single C call, atomic under the GIL -- and takes no lock at all. Every
+mutation (writes, misses that drop dead entries, invalidations, flights) takes
+``lock`` for a few dict operations; encoding and decoding happen outside it,
+listeners run after it is released. On a free-threaded build the single C
+calls stay safe (dict and OrderedDict lock internally) but the hit counter may
+lose increments.
+
+*Writes.* :meth:`prepare` validates the key, TTL and tags and runs the codec
+(outside the lock) -- so an unencodable value raises ``SerializationError``
+at ``set`` time whether or not a backend exists; it frames a payload (zstd,
+signature) only when something will hold bytes: an L1 in ``"payload"`` mode,
+or a backend. :meth:`store` then puts the entry in the L1 under the lock.
+
+*TTL arithmetic.* An entry lives until ``now + ttl`` (``ttl`` per call, or the
+cache default; ``math.inf`` never expires) and is kept, stale, for
+``stale_ttl`` more. A value filled into the L1 from the backend gets
+``min(remaining backend TTL, L1 ttl)``.
+
+*Invalidation and stale writes.* ``delete``, ``set``, ``invalidate_tags``,
+``invalidate_pattern`` and ``clear`` remove L1 entries, *poison* matching
+flights (their loaded value is returned but not stored; see :mod:`._flight`)
+and bump ``epoch``. An adapter that reads the backend notes ``epoch`` first
+and :meth:`adopt` declines to fill the L1 if it moved meanwhile, so a value
+read before an invalidation is never installed after it.
+
+*Stale-while-revalidate / fail-safe.* :meth:`begin` is the single-flight
+decision for a missing key: ``Hit`` (someone filled it), ``Join`` (wait for
+the running flight), ``Lead`` (run the loader), ``ServeStale`` (an expired
+value within ``stale_ttl`` is served at once while one background flight
+refreshes it -- only with ``stale_while_revalidate=True``) or ``Bypass``
+(would deadlock: load without single-flight). When a leader's loader raises
+and the flight holds a stale value, :meth:`fail` serves it to the leader and
+every waiter (fail-safe) instead of the error, and counts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal, NamedTuple
+
+from sentia_core._clock import Clock
+from sentia_core._events import Event, Listeners
+from sentia_core._validate import check_int, check_non_negative
+from sentia_core.errors import ConfigError
+
+from ._backend import BackendWrite, CacheBackend, StoredValue
+from ._codec import Codec
+from ._errors import InvalidKeyError, PayloadError, UntrustedPayloadError
+from ._flight import Flight
+from ._keys import check_key, check_tags, key_bytes
+from ._memory import Entry, MemoryLayer
+from ._policy import EvictionPolicy, LRUPolicy
+from ._types import (
+    CacheEviction,
+    CacheFault,
+    CacheInvalidation,
+    CacheStats,
+    EvictionCounts,
+    FaultKind,
+    InvalidationKind,
+)
+
+__all__ = [
+    "MISS",
+    "Bypass",
+    "CacheCore",
+    "Decision",
+    "Hit",
+    "Join",
+    "Lead",
+    "Prepared",
+    "ServeStale",
+]
+
+_INF = math.inf
+_NAMESPACE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<MISS>"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+#: Returned where "no value" must be told apart from a cached ``None``.
+MISS: Final[Any] = _Missing()
+
+
+# -- single-flight decisions ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """The key is (now) present: return ``value``."""
+
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """Another caller is loading: wait for ``flight`` (on ``future`` if async)."""
+
+    flight: Flight
+    future: asyncio.Future[None] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Lead:
+    """You load: run the loader, then :meth:`CacheCore.complete` / ``fail`` / ``abandon``."""
+
+    flight: Flight
+
+
+@dataclass(frozen=True, slots=True)
+class ServeStale:
+    """Return the expired ``value`` now; if ``refresh`` is set, start it in the background."""
+
+    value: Any
+    refresh: Flight | None
+
+
+@dataclass(frozen=True, slots=True)
+class Bypass:
+    """Joining would deadlock (same thread/task leads): run the loader, store nothing."""
+
+
+_BYPASS: Final = Bypass()
+
+Decision = Hit | Join | Lead | ServeStale | Bypass
+
+
+class Prepared(NamedTuple):
+    """A validated, encoded write, ready to be stored (see :meth:`CacheCore.prepare`).
+
+    A NamedTuple rather than a frozen dataclass: it is built on every write,
+    and a frozen dataclass's ``__init__`` costs several times more.
+
+    Attributes:
+        key: the key.
+        value: what the L1 holds: the object, or its payload in ``"payload"`` mode.
+        size: accounted L1 bytes (key plus value).
+        ttl: seconds to live in the L1 (``inf``: no expiry).
+        backend_ttl: seconds to live in the backend.
+        tags: the tags.
+        payload: the framed bytes, when something needs bytes; else None.
+        raw: serialized length before compression (for the compression ratio).
+    """
+
+    key: str
+    value: Any
+    size: int
+    ttl: float
+    backend_ttl: float
+    tags: tuple[str, ...]
+    payload: bytes | None
+    raw: int
+
+
+L1Store = Literal["object", "payload"]
+
+
+class CacheCore:
+    """Decisions and state shared by the sync and async caches (see module doc).
+
+    Not public: construct a :class:`~sentia_core.cache.TieredCache`. Every
+    argument is validated here, so invalid configuration raises
+    :class:`~sentia_core.errors.ConfigError` at construction.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_items: int,
+        max_bytes: int,
+        ttl: float,
+        stale_ttl: float,
+        stale_while_revalidate: bool,
+        namespace: str,
+        codec: Codec,
+        l1_store: L1Store,
+        policy: EvictionPolicy | None,
+        backend: CacheBackend | None,
+        backend_ttl: float | None,
+        clock: Clock,
+    ) -> None:
+        self.max_items = check_int("max_items", max_items, minimum=0)
+        self.max_bytes = check_int("max_bytes", max_bytes, minimum=1)
+        self.ttl = _check_ttl("ttl", ttl)
+        self.backend_ttl = self.ttl if backend_ttl is None else _check_ttl("ttl", backend_ttl)
+        self.stale_ttl = check_non_negative("stale_ttl", stale_ttl, allow_inf=True)
+        if not isinstance(stale_while_revalidate, bool):
+            raise ConfigError("stale_while_revalidate", stale_while_revalidate, "a bool")
+        if stale_while_revalidate and self.stale_ttl == 0:
+            raise ConfigError(
+                "stale_while_revalidate",
+                stale_while_revalidate,
+                "needs stale_ttl > 0 (how long an expired value may still be served)",
+            )
+        self.swr = stale_while_revalidate
+        if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
+            raise ConfigError(
+                "namespace", namespace, "1 to 64 characters among letters, digits, '_', '.', '-'"
+            )
+        self.namespace = namespace
+        self.source = f"cache:{namespace}"
+        self._prefix = namespace + ":"
+        if l1_store not in ("object", "payload"):
+            raise ConfigError("l1_store", l1_store, "must be 'object' or 'payload'")
+        self.payload_mode = l1_store == "payload"
+        if policy is None:
+            policy = LRUPolicy()
+        elif not isinstance(policy, EvictionPolicy):
+            raise ConfigError("policy", policy, "must implement EvictionPolicy")
+        if backend is not None and not isinstance(backend, CacheBackend):
+            raise ConfigError("backend", backend, "must implement CacheBackend")
+        if not isinstance(clock, Clock):
+            raise ConfigError("clock", clock, "must provide monotonic() and time()")
+        self.backend = backend
+        self.codec = codec
+        self.clock = clock
+        self.now = clock.monotonic
+        self.layer = MemoryLayer(self.max_items, self.max_bytes, policy)
+        self.lock = threading.Lock()
+        self.flights: dict[str, Flight] = {}
+        self.listeners: Listeners[Event] = Listeners()
+        #: bumped by every invalidation; see the module docstring.
+        self.epoch = 0
+        self._hits = itertools.count()
+        self._reset_counters()
+
+    def _reset_counters(self) -> None:
+        self._hits = itertools.count()
+        self.misses = 0
+        self.sets = 0
+        self.invalidated = 0
+        self.loader_calls = 0
+        self.loader_errors = 0
+        self.coalesced = 0
+        self.stale_served = 0
+        self.discarded = 0
+        self.compressed = 0
+        self.raw_bytes = 0
+        self.payload_bytes = 0
+        self.corrupt = 0
+        self.rejected = 0
+        self.backend_hits = 0
+        self.backend_errors = 0
+        layer = self.layer
+        layer.evicted_size = layer.evicted_bytes = layer.evicted_ttl = layer.oversize = 0
+
+    # -- validation --------------------------------------------------------------
+
+    def resolve_ttl(self, ttl: float | None) -> tuple[float, float]:
+        """``(l1_ttl, backend_ttl)`` for a per-call ``ttl`` (None: the defaults)."""
+        if ttl is None:
+            return self.ttl, self.backend_ttl
+        t = _check_ttl("ttl", ttl)
+        return t, t
+
+    # -- hit path ------------------------------------------------------------------
+
+    def make_reader(self, on_miss: Callable[[Any, Any, float | None], Any]) -> Callable[..., Any]:
+        """The lock-free hit path as a closure ``read(key, default=None)``.
+
+        On a miss (absent or expired) it returns ``on_miss(key, default, now)``
+        where ``now`` is the clock reading it made (None if it made none).
+        """
+        get = self.layer.data.get
+        now = self.now
+        touch = self.layer.policy.on_hit
+        hit = self._hit
+        decode = self._own_loads if self.payload_mode else None
+
+        def read(key: Any, default: Any = None) -> Any:
+            try:
+                entry = get(key)
+            except TypeError:
+                raise InvalidKeyError(key) from None
+            if entry is not None:
+                t = now()
+                if entry.expires > t:
+                    if touch is not None:
+                        try:  # noqa: SIM105 - try is free on the hit path, suppress() is not
+                            touch(key)
+                        except KeyError:  # removed by another thread a moment ago
+                            pass
+                    hit()
+                    return entry.value if decode is None else decode(entry.value)
+                return on_miss(key, default, t)
+            return on_miss(key, default, None)
+
+        return read
+
+    def _hit(self) -> None:
+        next(self._hits)
+
+    def _own_loads(self, payload: bytes) -> Any:
+        return self.codec.loads(payload, verify=False)
+
+    def _l1_value(self, entry: Entry) -> Any:
+        return self._own_loads(entry.value) if self.payload_mode else entry.value
+
+    def hits(self) -> int:
+        """The hit counter's current value (read without consuming it)."""
+        return int(repr(self._hits)[6:-1])
+
+    # -- miss path (L1 only) -----------------------------------------------------
+
+    def recheck(self, key: Any, now: float | None) -> Any:
+        """After a lock-free miss: validate ``key``, drop a dead entry, re-read once.
+
+        Returns the value if another thread stored it meanwhile (counted as a
+        hit), else MISS (not yet counted: the caller may still find it in the
+        backend).
+        """
+        check_key(key)
+        if now is None:
+            now = self.now()
+        with self.lock:
+            entry = self.layer.data.get(key)
+            if entry is not None:
+                if entry.expires > now:
+                    self._hit()
+                    touch = self.layer.policy.on_hit
+                    if touch is not None:
+                        touch(key)
+                    value = entry.value
+                    found = True
+                else:
+                    found = False
+                    if entry.stale_until <= now:
+                        self.layer.drop_dead(key, entry)
+            else:
+                found = False
+            log = self._take_log()
+        if log:
+            self._emit_evictions(log)
+        if found:
+            return self._own_loads(value) if self.payload_mode else value
+        return MISS
+
+    def count_misses(self, n: int = 1) -> None:
+        """Count ``n`` lookups that found nothing."""
+        with self.lock:
+            self.misses += n
+
+    # -- backend reads -------------------------------------------------------------
+
+    def qualify(self, key: str) -> str:
+        """The key as the backend sees it: ``namespace:key``."""
+        return self._prefix + key
+
+    def qualify_tags(self, tags: Iterable[str]) -> tuple[str, ...]:
+        """The tags as the backend sees them: ``namespace:tag``."""
+        p = self._prefix
+        return tuple(p + t for t in tags)
+
+    def decode(self, key: str, stored: StoredValue) -> Any:
+        """Decode a backend payload; a bad one is counted, reported and becomes MISS."""
+        try:
+            return self.codec.loads(stored.payload)
+        except PayloadError as exc:
+            untrusted = isinstance(exc, UntrustedPayloadError)
+            with self.lock:
+                if untrusted:
+                    self.rejected += 1
+                else:
+                    self.corrupt += 1
+            self.fault("untrusted" if untrusted else "corrupt", key, exc)
+            return MISS
+
+    def adopt(
+        self, key: str, stored: StoredValue | None, epoch: int, *, counted_miss: bool = False
+    ) -> Any:
+        """Turn a backend read into a value (or MISS), counting it; fill the L1.
+
+        ``epoch`` is :attr:`epoch` as read before the backend call; if an
+        invalidation happened since, the value is returned but not put in L1.
+        ``counted_miss``: the caller already counted this lookup as a miss
+        (single-flight leaders); a backend hit then turns it into a hit.
+        """
+        value = MISS if stored is None else self.decode(key, stored)
+        if value is MISS:
+            if not counted_miss:
+                self.count_misses()
+            return MISS
+        assert stored is not None
+        now = self.now()
+        p = self._prefix
+        tags = tuple(t[len(p) :] if t.startswith(p) else t for t in stored.tags)
+        ttl = min(stored.ttl, self.ttl)
+        prepared: Prepared | None = None
+        if ttl > 0 and self.max_items:
+            try:
+                prepared = self._prepare_l1(key, value, ttl, tags, stored.payload)
+            except Exception:  # a payload another process wrote that we cannot size
+                prepared = None
+        with self.lock:
+            self._hit()
+            self.backend_hits += 1
+            if counted_miss:
+                self.misses -= 1
+            if prepared is not None and self.epoch == epoch:
+                self._put(prepared, now)
+            log = self._take_log()
+        if log:
+            self._emit_evictions(log)
+        return value
+
+    # -- writes --------------------------------------------------------------------
+
+    def prepare(
+        self,
+        key: Any,
+        value: Any,
+        ttl: float | None,
+        tags: Any,
+        *,
+        checked: bool = False,
+    ) -> Prepared:
+        """Validate and encode one write (no lock held; may raise).
+
+        Raises:
+            InvalidKeyError: ``key`` is not a str.
+            ConfigError: ``ttl`` is not a positive number, or bad ``tags``.
+            SerializationError: the codec cannot encode ``value``.
+        """
+        if not checked:
+            check_key(key)
+            tags = check_tags(tags)
+        l1_ttl, b_ttl = self.resolve_ttl(ttl)
+        codec = self.codec
+        if self.payload_mode or self.backend is not None:
+            fmt, body = codec.serialize(value)
+            payload = codec.frame(fmt, body)
+            raw = len(body)
+            held = payload if self.payload_mode else value
+            size = key_bytes(key) + (len(payload) if self.payload_mode else raw)
+        else:
+            raw = codec.measure(value)
+            payload = None
+            held = value
+            size = key_bytes(key) + raw
+        return Prepared(key, held, size, l1_ttl, b_ttl, tags, payload, raw)
+
+    def _prepare_l1(
+        self, key: str, value: Any, ttl: float, tags: tuple[str, ...], payload: bytes
+    ) -> Prepared:
+        if self.payload_mode:
+            return Prepared(key, payload, key_bytes(key) + len(payload), ttl, ttl, tags, None, 0)
+        raw = self.codec.measure(value)
+        return Prepared(key, value, key_bytes(key) + raw, ttl, ttl, tags, None, 0)
+
+    def _put(self, p: Prepared, now: float) -> bool:
+        """Insert into the L1 (caller holds the lock)."""
+        expires = now + p.ttl
+        entry = Entry(p.value, expires, expires + self.stale_ttl, p.size, p.tags)
+        return self.layer.put(p.key, entry, now)
+
+    def _count_payload(self, p: Prepared) -> None:
+        payload = p.payload
+        if payload is not None:
+            header = payload[0]
+            self.raw_bytes += p.raw
+            # the body as stored: without the header byte and the signature
+            self.payload_bytes += len(payload) - (33 if header & 0x40 else 1)
+            if header & 0x80:
+                self.compressed += 1
+
+    def store(self, writes: Sequence[Prepared]) -> None:
+        """Put prepared writes in the L1; a write wins over any load in flight for its key."""
+        now = self.now()
+        with self.lock:
+            self.epoch += 1
+            for p in writes:
+                self._poison_key(p.key)
+                self._count_payload(p)
+                self.sets += 1
+                self._put(p, now)
+            log = self._take_log()
+        if log:
+            self._emit_evictions(log)
+
+    def backend_writes(self, writes: Sequence[Prepared]) -> list[BackendWrite]:
+        """The backend's view of prepared writes (qualified keys and tags)."""
+        return [
+            BackendWrite(self.qualify(p.key), p.payload, p.backend_ttl, self.qualify_tags(p.tags))
+            for p in writes
+            if p.payload is not None
+        ]
+
+    # -- invalidation --------------------------------------------------------------
+
+    def _poison_key(self, key: str) -> None:
+        flight = self.flights.pop(key, None)
+        if flight is not None:
+            flight.poisoned = True
+
+    def _poison(self, pred: Callable[[Flight], bool]) -> None:
+        flights = self.flights
+        for key in [k for k, f in flights.items() if pred(f)]:
+            flights.pop(key).poisoned = True
+
+    def delete(self, keys: Sequence[str]) -> int:
+        """Remove keys from the L1 (and poison their flights); returns how many were held."""
+        n = 0
+        now = self.now()
+        with self.lock:
+            self.epoch += 1
+            self.layer.purge(now)
+            pop = self.layer.pop
+            for key in keys:
+                self._poison_key(key)
+                if pop(key) is not None:
+                    n += 1
+            self.invalidated += n
+            log = self._take_log()
+        if log:
+            self._emit_evictions(log)
+        self._invalidation("delete", tuple(keys), n)
+        return n
+
+    def invalidate_tags(self, tags: tuple[str, ...]) -> int:
+        """Remove every L1 entry carrying one of ``tags``; poison matching flights."""
+        wanted = frozenset(tags)
+        now = self.now()
+        with self.lock:
+            self.epoch += 1
+            self.layer.purge(now)
+            self._poison(lambda f: not wanted.isdisjoint(f.tags))
+            keys = self.layer.keys_tagged(tags)
+            pop = self.layer.pop
+            for key in keys:
+                pop(key)
+            self.invalidated += len(keys)
+            log = self._take_log()
+        if log:
+            self._emit_evictions(log)
+        self._invalidation("tags", tags, len(keys))
+        return len(keys)
+
+    def invalidate_matching(self, pattern: str, match: Callable[[str], bool]) -> int:
+        """Remove every L1 key for which ``match(key)``; poison matching flights."""
+        now = self.now()
+        with self.lock:
+            self.epoch += 1
+            self.layer.purge(now)
+            self._poison(lambda f: match(f.key))
+            keys = [k for k in self.layer.data if match(k)]
+            pop = self.layer.pop
+            for key in keys:
+                pop(key)
+            self.invalidated += len(keys)
+            log = self._take_log()
+        if log:
+            self._emit_evictions(log)
+        self._invalidation("pattern", (pattern,), len(keys))
+        return len(keys)
+
+    def clear(self) -> int:
+        """Empty the L1 and poison every flight."""
+        now = self.now()
+        with self.lock:
+            self.epoch += 1
+            self.layer.purge(now)
+            self._poison(lambda f: True)
+            n = self.layer.clear()
+            self.invalidated += n
+            log = self._take_log()
+        if log:
+            self._emit_evictions(log)
+        self._invalidation("clear", (), n)
+        return n
+
+    # -- single-flight -------------------------------------------------------------
+
+    def begin(
+        self,
+        key: str,
+        tags: tuple[str, ...],
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        task: object | None = None,
+    ) -> Decision:
+        """Decide what a caller that missed ``key`` does next (see module doc).
+
+        ``loop`` (with ``task``) is given by async callers: a ``Join`` then
+        carries a future on that loop.
+        """
+        now = self.now()
+        layer = self.layer
+        hit_value: Any = MISS
+        with self.lock:
+            entry = layer.data.get(key)
+            if entry is not None and entry.expires > now:
+                self._hit()
+                touch = layer.policy.on_hit
+                if touch is not None:
+                    touch(key)
+                hit_value = entry.value
+                decision: Decision = _BYPASS  # replaced by Hit below, outside the lock
+            else:
+                stale: Any = MISS
+                if entry is not None:
+                    if entry.stale_until > now:
+                        stale = self._l1_value(entry)  # decodes only in payload mode (rare)
+                    else:
+                        layer.drop_dead(key, entry)
+                self.misses += 1
+                flight = self.flights.get(key)
+                if flight is not None:
+                    if flight.stale is not MISS and self.swr:
+                        self.stale_served += 1
+                        decision = ServeStale(flight.stale, None)
+                    elif flight.would_deadlock(task if loop is not None else None):
+                        self.loader_calls += 1
+                        decision = _BYPASS
+                    else:
+                        flight.waiters += 1
+                        self.coalesced += 1
+                        fut = flight.future(loop) if loop is not None else None
+                        decision = Join(flight, fut)
+                else:
+                    flight = Flight(key, tags, stale, task)
+                    self.flights[key] = flight
+                    if stale is not MISS and self.swr:
+                        flight.background = True
+                        self.stale_served += 1
+                        decision = ServeStale(stale, flight)
+                    else:
+                        decision = Lead(flight)
+            log = self._take_log()
+        if log:
+            self._emit_evictions(log)
+        if hit_value is not MISS:
+            return Hit(self._own_loads(hit_value) if self.payload_mode else hit_value)
+        return decision
+
+    def complete(self, flight: Flight, prepared: Prepared, value: Any) -> bool:
+        """The leader loaded ``value``: store it unless poisoned, settle the flight.
+
+        Returns whether it was stored (and so should go to the backend too).
+        The caller must call ``flight.wake()`` afterwards.
+        """
+        now = self.now()
+        with self.lock:
+            if self.flights.get(flight.key) is flight:
+                del self.flights[flight.key]
+            stored = not flight.poisoned
+            if stored:
+                self._count_payload(prepared)
+                self.sets += 1
+                self._put(prepared, now)
+            else:
+                self.discarded += 1
+            flight.settle(True, value)
+            log = self._take_log()
+        if log:
+            self._emit_evictions(log)
+        return stored
+
+    def loading(self) -> None:
+        """A leader is about to run its loader (counted in ``loader_calls``)."""
+        with self.lock:
+            self.loader_calls += 1
+
+    def settle(self, flight: Flight, value: Any) -> None:
+        """Settle ``flight`` with ``value`` without storing (a backend hit, a bypass).
+
+        The caller must call ``flight.wake()`` afterwards.
+        """
+        with self.lock:
+            if self.flights.get(flight.key) is flight:
+                del self.flights[flight.key]
+            flight.settle(True, value)
+
+    def fail(self, flight: Flight, error: BaseException, *, loader: bool = True) -> Any:
+        """The leader's loader raised ``error``: serve the stale value or propagate.
+
+        Returns the stale value (fail-safe; counted for the leader and every
+        waiter) or MISS, meaning the caller re-raises ``error`` (which every
+        waiter also gets). The caller must call ``flight.wake()`` afterwards.
+        """
+        with self.lock:
+            if self.flights.get(flight.key) is flight:
+                del self.flights[flight.key]
+            if loader:
+                self.loader_errors += 1
+            stale = flight.stale if loader else MISS
+            if stale is not MISS:
+                self.stale_served += 1 + flight.waiters
+                flight.settle(True, stale)
+            else:
+                flight.settle(False, error=error)
+        if loader:
+            self.fault("loader", flight.key, error)
+        return stale
+
+    def abandon(self, flight: Flight) -> None:
+        """The leader was cancelled or interrupted: its waiters will retry."""
+        with self.lock:
+            if self.flights.get(flight.key) is flight:
+                del self.flights[flight.key]
+            flight.settle(False)
+
+    @staticmethod
+    def outcome(flight: Flight) -> Any:
+        """What a woken waiter returns: the value, the error raised, or MISS (retry)."""
+        if flight.ok:
+            return flight.value
+        if flight.error is not None:
+            raise flight.error
+        return MISS
+
+    # -- faults and events ---------------------------------------------------------
+
+    def count_backend_error(self, key: str | None, error: BaseException) -> None:
+        """A backend call failed (the caller carries on without it)."""
+        with self.lock:
+            self.backend_errors += 1
+        self.fault("backend", key, error)
+
+    def fault(self, kind: FaultKind, key: str | None, error: BaseException) -> None:
+        if self.listeners:
+            self.listeners.emit(
+                CacheFault(
+                    self.source,
+                    self.clock.time(),
+                    self.namespace,
+                    kind,
+                    key,
+                    f"{type(error).__name__}: {error}",
+                )
+            )
+
+    def _take_log(self) -> list[tuple[str, Any, int]] | None:
+        log = self.layer.log
+        if not log:
+            return None
+        items = list(log)
+        log.clear()
+        return items
+
+    def _emit_evictions(self, log: list[tuple[str, Any, int]]) -> None:
+        at = self.clock.time()
+        emit = self.listeners.emit
+        for key, reason, size in log:
+            emit(CacheEviction(self.source, at, self.namespace, key, reason, size))
+
+    def _invalidation(self, kind: InvalidationKind, targets: tuple[str, ...], n: int) -> None:
+        if self.listeners:
+            self.listeners.emit(
+                CacheInvalidation(self.source, self.clock.time(), self.namespace, kind, targets, n)
+            )
+
+    def add_listener(self, listener: Callable[[Event], object]) -> Callable[[], None]:
+        remove = self.listeners.add(listener)
+        self._refresh_log()
+
+        def unsubscribe() -> None:
+            remove()
+            self._refresh_log()
+
+        return unsubscribe
+
+    def _refresh_log(self) -> None:
+        with self.lock:
+            if self.listeners and self.layer.log is None:
+                self.layer.log = []
+            elif not self.listeners:
+                self.layer.log = None
+
+    # -- stats ---------------------------------------------------------------------
+
+    def stats(self) -> CacheStats:
+        """A consistent snapshot (dead entries are purged first)."""
+        now = self.now()
+        with self.lock:
+            layer = self.layer
+            layer.purge(now)
+            hits = self.hits()
+            lookups = hits + self.misses
+            ratio = self.payload_bytes / self.raw_bytes if self.raw_bytes else 1.0
+            snap = CacheStats(
+                namespace=self.namespace,
+                hits=hits,
+                misses=self.misses,
+                hit_rate=hits / lookups if lookups else 0.0,
+                sets=self.sets,
+                items=len(layer.data),
+                bytes=layer.bytes,
+                max_items=self.max_items,
+                max_bytes=self.max_bytes,
+                evictions=EvictionCounts(
+                    layer.evicted_size, layer.evicted_bytes, layer.evicted_ttl
+                ),
+                oversize=layer.oversize,
+                invalidated=self.invalidated,
+                loader_calls=self.loader_calls,
+                loader_errors=self.loader_errors,
+                coalesced=self.coalesced,
+                stale_served=self.stale_served,
+                discarded_loads=self.discarded,
+                compressed=self.compressed,
+                compression_ratio=ratio,
+                corrupt=self.corrupt,
+                rejected=self.rejected,
+                backend_hits=self.backend_hits,
+                backend_errors=self.backend_errors,
+            )
+            log = self._take_log()
+        if log:
+            self._emit_evictions(log)
+        return snap
+
+    def reset_stats(self) -> None:
+        """Zero every counter (contents are kept)."""
+        with self.lock:
+            self._reset_counters()
+
+    def contains(self, key: str) -> bool:
+        """Whether ``key`` is live in the L1 (no stats, no LRU touch)."""
+        entry = self.layer.data.get(key)
+        return entry is not None and entry.expires > self.now()
+
+
+def _check_ttl(parameter: str, ttl: object) -> float:
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise ConfigError(parameter, ttl, "a TTL is a number of seconds")
+    t = float(ttl)
+    if math.isnan(t) or t <= 0:
+        raise ConfigError(parameter, ttl, "a TTL must be greater than 0 (math.inf: no expiry)")
+    return t
+
+
+def as_mapping(mapping: object) -> Mapping[Any, Any]:
+    """``mapping`` if it is a Mapping, else a ConfigError-free TypeError for set_many."""
+    if isinstance(mapping, Mapping):
+        return mapping
+    raise TypeError(f"set_many takes a mapping of key to value, not {type(mapping).__name__}")

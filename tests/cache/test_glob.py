@@ -1,0 +1,126 @@
+"""Glob patterns: the L1 must select exactly what Redis ``SCAN MATCH`` selects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sentia_core.cache import InvalidPatternError, compile_glob, escape_glob
+
+from .strategies import keys, literal_patterns, patterns
+
+
+@pytest.mark.parametrize(
+    ("pattern", "matches", "misses"),
+    [
+        ("*", ["", "a", "a:b"], []),
+        ("user:*", ["user:", "user:1", "user:1:x"], ["use", "xuser:1"]),
+        ("user:?", ["user:1", "user:x"], ["user:", "user:10", "user:é"]),
+        ("h[ae]llo", ["hallo", "hello"], ["hillo", "hllo"]),
+        ("h[^e]llo", ["hallo", "hxllo"], ["hello"]),
+        ("h[a-c]llo", ["hallo", "hbllo", "hcllo"], ["hdllo"]),
+        ("h[c-a]llo", ["hbllo"], ["hdllo"]),  # reversed ranges are swapped, as in Redis
+        ("a\\*b", ["a*b"], ["axb", "ab"]),
+        ("a\\?", ["a?"], ["ab"]),
+        ("\\[x]", ["[x]"], ["x"]),
+        ("a[\\]]b", ["a]b"], ["ab"]),
+        ("x\\", ["x\\"], ["x"]),  # a trailing backslash is literal
+        ("[]x", [], ["x", "]x"]),  # an empty class matches nothing
+        ("[^]x", ["ax", "]x"], ["x"]),  # a negated empty class matches any one byte
+        ("a**b", ["ab", "axxb"], ["a"]),
+    ],
+)
+def test_redis_glob_semantics(pattern: str, matches: list[str], misses: list[str]) -> None:
+    match = compile_glob(pattern)
+    for key in matches:
+        assert match(key), (pattern, key)
+    for key in misses:
+        assert not match(key), (pattern, key)
+
+
+def test_question_mark_matches_one_byte_like_redis() -> None:
+    # "é" is two UTF-8 bytes: Redis (and so the L1) needs "??" for it.
+    assert not compile_glob("?")("é")
+    assert compile_glob("??")("é")
+
+
+def test_unterminated_classes_are_refused() -> None:
+    for bad in ("[", "a[bc", "[^", "x[\\]"):
+        with pytest.raises(InvalidPatternError):
+            compile_glob(bad)
+
+
+def test_patterns_must_be_strings() -> None:
+    with pytest.raises(TypeError):
+        compile_glob(b"*")  # type: ignore[arg-type]
+
+
+@given(literal_patterns, keys)
+def test_an_escaped_literal_matches_itself_and_nothing_else(
+    literal: tuple[str, str], other: str
+) -> None:
+    text, pattern = literal
+    match = compile_glob(pattern)
+    assert match(text)
+    assert match(other) == (other == text)
+
+
+@given(st.text(max_size=10))
+def test_escape_glob_is_identity_without_metacharacters(text: str) -> None:
+    if not any(c in "*?[]\\" for c in text):
+        assert escape_glob(text) == text
+
+
+_KEYS = sorted(
+    {
+        "a",
+        "b",
+        "ab",
+        "ba",
+        "a:b",
+        "a-b",
+        "a_b",
+        "a0",
+        "0a",
+        "é",
+        "aé",
+        "日",
+        "a日b",
+        "*",
+        "a*",
+        "?",
+        "a?b",
+        "[",
+        "]",
+        "[a]",
+        "a]",
+        "\\",
+        "a\\b",
+        "^",
+        "a^",
+        "-",
+        "::",
+        "aaa",
+        "bab",
+        "_0_",
+        "a:b:c",
+        "a[b",
+        "é:a",
+        "b-a",
+    }
+)
+
+
+@pytest.mark.redis
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pattern=patterns)
+def test_the_l1_matches_exactly_what_redis_scan_matches(real_redis: Any, pattern: str) -> None:
+    if real_redis.dbsize() != len(_KEYS):
+        real_redis.flushdb()
+        real_redis.mset({k.encode(): b"1" for k in _KEYS})
+    redis_says = {k.decode() for k in real_redis.scan_iter(match=pattern.encode(), count=1000)}
+    match = compile_glob(pattern)
+    assert {k for k in _KEYS if match(k)} == redis_says, pattern
