@@ -259,6 +259,7 @@ class Retry:
         "_counts",
         "_hint",
         "_listeners",
+        "_listening",
         "_lock",
         "_max_retry_after",
         "_max_time",
@@ -353,10 +354,20 @@ class Retry:
             0,
         )
         self._listeners: Listeners[RetryEvent] = Listeners()
+        # A plain bool mirrors ``bool(self._listeners)`` for the happy path, where
+        # calling ``Listeners.__bool__`` would cost more than the rest of the wrapper.
+        self._listening = False
 
     def add_listener(self, listener: Callable[[RetryEvent], object]) -> Callable[[], None]:
         """Subscribe to :class:`RetryEvent` s (one per attempt); returns an unsubscribe function."""
-        return self._listeners.add(listener)
+        remove = self._listeners.add(listener)
+        self._listening = True
+
+        def unsubscribe() -> None:
+            remove()
+            self._listening = bool(self._listeners)
+
+        return unsubscribe
 
     # ------------------------------------------------------------------ core
 
@@ -547,7 +558,7 @@ class Retry:
         deposit = None if self._budget is None else self._budget.deposit
         monotonic = self._monotonic if self._max_time is not None else None
         on_result = self._on_result
-        listeners = self._listeners
+        this = self
         succeeded = self._succeeded
         run = self._run_sync
 
@@ -563,7 +574,7 @@ class Retry:
                 error = exc
             else:
                 if on_result is None or not on_result(result):
-                    if listeners:
+                    if this._listening:
                         succeeded(1)
                     return result
                 error = None
@@ -582,7 +593,7 @@ class Retry:
         deposit = None if self._budget is None else self._budget.deposit
         monotonic = self._monotonic if self._max_time is not None else None
         on_result = self._on_result
-        listeners = self._listeners
+        this = self
         succeeded = self._succeeded
         run = self._run_async
 
@@ -598,7 +609,7 @@ class Retry:
                 error = exc
             else:
                 if on_result is None or not on_result(result):
-                    if listeners:
+                    if this._listening:
                         succeeded(1)
                     return result
                 error = None
