@@ -104,8 +104,9 @@ class RateLimiter:
             deny (False). Either way the caller never sees a Redis error.
         clock: time source (monotonic for the in-memory state, back-off and
             blocking waits; Redis decisions use the Redis server's clock).
-        max_keys: per tier, the most caller keys held in memory before the
-            least recently used is evicted (memory backend only).
+        max_keys: per tier, the most caller keys held in memory (memory
+            backend only; at least 2). Every key touched within the last
+            ``max_keys // 2`` new keys keeps its state; see docs/ratelimit.md.
         burst: GCRA bucket size in cost units: one int for every tier, or a
             mapping tier -> int; default: each tier's limit. Not valid with
             ``"sliding_window"``.
@@ -151,12 +152,14 @@ class RateLimiter:
             raise ConfigError("fail_open", fail_open, "must be True or False")
         if not isinstance(clock, Clock):
             raise ConfigError("clock", clock, "must provide monotonic(), time() and sleeps")
-        check_int("max_keys", max_keys, minimum=1)
+        check_int("max_keys", max_keys, minimum=2)
         check_name("name", name)
         check_positive("fail_closed_retry_after", fail_closed_retry_after)
         check_non_negative("redis_backoff", redis_backoff)
         if not isinstance(cluster, bool):
             raise ConfigError("cluster", cluster, "must be True or False")
+        if burst is not None and algorithm == "sliding_window":
+            raise ConfigError("burst", burst, "only the 'gcra' algorithm has a burst")
         bursts = self._bursts(burst, rates)
 
         self.name = name

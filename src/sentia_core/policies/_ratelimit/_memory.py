@@ -132,5 +132,9 @@ class MemoryTier:
             in_old = self.old.pop(key, None) is not None
         return in_young or in_old
 
+    async def areset(self, key: str) -> bool:
+        """:meth:`reset` for async callers."""
+        return self.reset(key)
+
     def __len__(self) -> int:
         return len(self.young) + len(self.old)
