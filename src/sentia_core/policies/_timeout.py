@@ -273,7 +273,20 @@ class Timeout:
         try:
             if seconds <= 0.0:
                 raise self._missed(seconds, "timed_out")
-            return await _await_within(fn(*args, **kwargs), seconds, self)
+            if sys.version_info >= (3, 11):
+                scope = asyncio.timeout(seconds)
+                try:
+                    async with scope:
+                        return await fn(*args, **kwargs)
+                except TimeoutError as exc:
+                    if scope.expired():  # ours, not one the call raised itself
+                        raise self._missed(seconds, "timed_out") from exc
+                    raise
+            else:  # pragma: no cover - Python 3.10 cannot tell the two TimeoutErrors apart
+                try:
+                    return await asyncio.wait_for(fn(*args, **kwargs), seconds)
+                except asyncio.TimeoutError as exc:
+                    raise self._missed(seconds, "timed_out") from exc
         finally:
             _DEADLINE.reset(token)
 
@@ -438,24 +451,3 @@ class Timeout:
         return (
             f"Timeout(name={self.name!r}, seconds={self.seconds!r}, sync_mode={self.sync_mode!r})"
         )
-
-
-if sys.version_info >= (3, 11):
-
-    async def _await_within(awaitable: Awaitable[T], seconds: float, owner: Timeout) -> T:
-        cm = asyncio.timeout(seconds)
-        try:
-            async with cm:
-                return await awaitable
-        except TimeoutError as exc:
-            if cm.expired():
-                raise owner._missed(seconds, "timed_out") from exc
-            raise
-
-else:  # pragma: no cover - Python 3.10
-
-    async def _await_within(awaitable: Awaitable[T], seconds: float, owner: Timeout) -> T:
-        try:
-            return await asyncio.wait_for(awaitable, seconds)
-        except asyncio.TimeoutError as exc:
-            raise owner._missed(seconds, "timed_out") from exc
