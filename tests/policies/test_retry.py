@@ -357,3 +357,12 @@ def test_bad_configuration_names_the_parameter(kwargs: dict[str, Any], parameter
 def test_decorating_a_non_callable_is_a_type_error() -> None:
     with pytest.raises(TypeError):
         Retry()(42)  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize(("bad", "expected"), [(-1.0, []), (math.nan, []), (math.inf, [60.0])])
+def test_a_broken_custom_backoff_cannot_produce_a_negative_or_endless_sleep(
+    clock: ManualClock, bad: float, expected: list[float]
+) -> None:
+    r = Retry(attempts=2, backoff=lambda n, rng: bad, clock=clock)
+    assert r(Flaky(ConnectionError()))() == "ok"
+    assert clock.sleeps == expected

@@ -33,7 +33,7 @@ import inspect
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from functools import update_wrapper
+from functools import partial, update_wrapper
 from typing import Any, ParamSpec, Protocol, TypeVar, overload, runtime_checkable
 
 from sentia_core._clock import SYSTEM_CLOCK, Clock
@@ -361,14 +361,15 @@ class Policy:
 
     def _build_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         call = fn
+        # partial(stage.call, inner) is a C-level callable: no Python frame per stage.
         if self.timeout is not None:
-            call = self._timeout_stage(self.timeout.call, call)
+            call = partial(self.timeout.call, call)
         if self.bulkhead is not None:
             call = self.bulkhead(call)
         if self.rate_limit is not None:
             call = self._rate_stage_sync(call)
         if self.breaker is not None:
-            call = self._breaker_stage(self.breaker.call, call)
+            call = partial(self.breaker.call, call)
         if self.retry is not None:
             call = self.retry(call)
         if self.fallback is not None:
@@ -378,37 +379,18 @@ class Policy:
     def _build_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         call = fn
         if self.timeout is not None:
-            call = self._timeout_stage_async(self.timeout.call_async, call)
+            call = partial(self.timeout.call_async, call)
         if self.bulkhead is not None:
             call = self.bulkhead(call)
         if self.rate_limit is not None:
             call = self._rate_stage_async(call)
         if self.breaker is not None:
-            call = self._breaker_stage_async(self.breaker.call_async, call)
+            call = partial(self.breaker.call_async, call)
         if self.retry is not None:
             call = self.retry(call)
         if self.fallback is not None:
             call = self._fallback_stage_async(call)
         return call
-
-    @staticmethod
-    def _timeout_stage(run: Callable[..., Any], inner: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            return run(inner, *args, **kwargs)
-
-        return timed
-
-    @staticmethod
-    def _timeout_stage_async(
-        run: Callable[..., Awaitable[Any]], inner: Callable[..., Awaitable[Any]]
-    ) -> Callable[..., Awaitable[Any]]:
-        async def timed(*args: Any, **kwargs: Any) -> Any:
-            return await run(inner, *args, **kwargs)
-
-        return timed
-
-    _breaker_stage = _timeout_stage
-    _breaker_stage_async = _timeout_stage_async
 
     def _rate_stage_sync(self, inner: Callable[..., Any]) -> Callable[..., Any]:
         assert self.rate_limit is not None

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 import random
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
@@ -419,6 +420,8 @@ class Retry:
             reason = "retry_after"
         else:
             delay = self._backoff(attempt, self._rng)
+            if not 0.0 <= delay < math.inf:  # a custom strategy broke the contract
+                delay = 0.0 if not delay > 0.0 else self._max_retry_after
             reason = "backoff"
         if self._max_time is not None and (now - started) + delay > self._max_time:
             return _STOP_MAX_TIME
