@@ -40,6 +40,13 @@ def configs(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+#: Replies shaped like the script's (eleven '|'-separated fields) with hostile content.
+PIPED = st.lists(
+    st.binary(max_size=6) | st.integers(-5, 10**15).map(lambda i: str(i).encode()),
+    min_size=9,
+    max_size=13,
+).map(b"|".join)
+
 #: Arbitrary (hostile) replies for the store reply parser.
 JUNK = st.recursive(
     st.none()

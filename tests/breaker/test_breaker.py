@@ -608,6 +608,11 @@ def test_minimum_calls_may_exceed_size_of_a_time_window() -> None:
     assert b.config.minimum_calls == 1000
 
 
+def test_a_long_reset_timeout_raises_the_default_cap() -> None:
+    assert CircuitBreaker(reset_timeout=3600).config.max_reset_timeout == 3600
+    assert CircuitBreaker(reset_timeout=60).config.max_reset_timeout == 600
+
+
 def test_a_single_exception_type_is_accepted() -> None:
     b = CircuitBreaker(record_exceptions=OSError, consecutive_failures=1)
     assert b.config.record_types == (OSError,)

@@ -32,7 +32,7 @@ from sentia_core.breaker._store import parse_reply
 from sentia_core.breaker._window import FAILURE, SLOW, CountWindow, TimeWindow
 from sentia_core.testing import ManualClock
 
-from .strategies import JUNK, OUTCOMES, QUARTERS, configs
+from .strategies import JUNK, OUTCOMES, PIPED, QUARTERS, configs
 
 CODES = {"success": 0, "failure": FAILURE, "ignored": -1}
 S = BreakerState
@@ -353,7 +353,7 @@ def test_time_window_matches_a_recount(size: int, steps: list[tuple[float, int]]
 
 
 @settings(max_examples=60)
-@given(JUNK)
+@given(JUNK | PIPED | PIPED.map(lambda b: b"closed|" + b))
 def test_hostile_store_replies_raise_only_value_error(raw: Any) -> None:
     try:
         reply = parse_reply(raw)

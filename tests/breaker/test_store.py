@@ -315,3 +315,70 @@ def test_state_store_must_be_a_store() -> None:
     with pytest.raises(ConfigError) as info:
         CircuitBreaker(state_store="redis://localhost")
     assert info.value.parameter == "state_store"
+
+
+class CountingStore(RedisStateStore):
+    """A RedisStateStore that counts its round trips."""
+
+    trips = 0
+
+    def execute(self, config: Any, request: StoreRequest) -> Any:
+        self.trips += 1
+        return super().execute(config, request)
+
+
+def test_a_healthy_breaker_talks_to_redis_once_per_sync_interval(
+    client: Any, clock: ManualClock
+) -> None:
+    store = CountingStore(client, clock=clock, sync_interval=1.0)
+    b = CircuitBreaker("quiet", state_store=store, clock=clock, window_size=5, minimum_calls=5)
+    for _ in range(5):
+        b.call(ok)  # filling the shared window: every success counts
+    sent = store.trips
+    for _ in range(100):
+        b.call(ok)  # a success into a full window of successes changes nothing
+    assert store.trips == sent
+    clock.advance(1.0)
+    b.call(ok)
+    assert store.trips == sent + 1  # the periodic refresh
+    assert b.metrics().calls == 5
+
+
+def test_a_quiet_process_learns_of_a_remote_trip_within_sync_interval(
+    client: Any, clock: ManualClock
+) -> None:
+    kw: dict[str, Any] = {"window_size": 4, "minimum_calls": 4, "consecutive_failures": 2}
+    a = process(client, clock, **kw)
+    b = process(client, clock, **kw)
+    for _ in range(4):
+        b.call(ok)
+    trip(a, 2)
+    b.call(ok)  # b's mirror is still CLOSED and clean: admitted, not sent
+    clock.advance(1.0)
+    b.call(ok)  # the refresh brings the shared OPEN
+    with pytest.raises(CircuitOpenError):
+        b.call(ok)
+
+
+def test_every_outcome_is_sent_while_the_shared_window_holds_a_failure(
+    client: Any, clock: ManualClock
+) -> None:
+    store = CountingStore(client, clock=clock)
+    b = CircuitBreaker(
+        "noisy",
+        state_store=store,
+        clock=clock,
+        window_size=5,
+        minimum_calls=5,
+        consecutive_failures=None,
+    )
+    trip(b, 1)
+    sent = store.trips
+    for _ in range(4):
+        b.call(ok)  # the window holds the failure: every success is sent
+    assert store.trips == sent + 4
+    b.call(ok)  # this one pushes the failure out of the window (still sent)
+    assert store.trips == sent + 5
+    for _ in range(10):
+        b.call(ok)  # clean again: nothing to send
+    assert store.trips == sent + 5

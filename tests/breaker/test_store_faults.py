@@ -195,7 +195,7 @@ def test_a_store_whose_replies_are_garbage_is_unavailable(clock: ManualClock) ->
         sync_interval = 1.0
 
         def execute(self, config: Any, request: Any) -> Any:
-            return parse_reply([b"closed", b"-1"])
+            return parse_reply(b"closed|-1")
 
         async def execute_async(self, config: Any, request: Any) -> Any:
             return self.execute(config, request)
@@ -212,16 +212,28 @@ def test_a_store_whose_replies_are_garbage_is_unavailable(clock: ManualClock) ->
     "raw",
     [
         None,
+        42,
+        [b"closed", 0, 0, 0, 0, 0, 0, 0, 0, 0, b""],
         b"closed",
-        [b"closed"] * 10,
-        [b"weird", 0, 0, 0, 0, 0, 0, 0, 0, b"", 0],
-        [b"open", -1, 0, 0, 0, 0, 0, 0, 0, b"", 0],
-        [b"open", b"x", 0, 0, 0, 0, 0, 0, 0, b"", 0],
+        b"closed|1|2|3",
+        b"weird|0|0|0|0|0|0|0|0|0|",
+        b"open|-1|0|0|0|0|0|0|0|0|",
+        b"open|x|0|0|0|0|0|0|0|0|",
+        b"open|1.5|0|0|0|0|0|0|0|0|",
+        b"\xff\xfe|0|0|0|0|0|0|0|0|0|",
     ],
 )
 def test_parse_reply_rejects_foreign_replies(raw: Any) -> None:
     with pytest.raises(ValueError):
         parse_reply(raw)
+
+
+def test_parse_reply_keeps_pipes_in_the_reason() -> None:
+    reply = parse_reply(b"open|3|1500|0|10|6|0|2|1|1750000000123|why | not")
+    assert reply.state is BreakerState.OPEN and reply.retry_after == 1.5
+    assert (reply.calls, reply.failures, reply.consecutive_failures) == (10, 6, 2)
+    assert reply.changed_at == 1750000000.123
+    assert reply.reason == "why | not"
 
 
 def test_a_store_error_during_a_call_never_reaches_the_caller(clock: ManualClock) -> None:

@@ -55,7 +55,8 @@ class CircuitBreaker:
         reset_timeout: seconds to stay OPEN before admitting trial calls.
         reset_timeout_multiplier: >= 1; each consecutive trip multiplies the open
             duration by it (1 = constant), up to ``max_reset_timeout``.
-        max_reset_timeout: cap of the grown open duration, seconds.
+        max_reset_timeout: cap of the grown open duration, seconds (default:
+            600, or ``reset_timeout`` when that is longer; must be >= ``reset_timeout``).
         half_open_max_calls: concurrent trial calls allowed in HALF_OPEN.
         success_threshold: trial successes needed to close (default: ``half_open_max_calls``).
         half_open_timeout: seconds after which a trial permit whose call never
@@ -99,7 +100,7 @@ class CircuitBreaker:
         slow_call_rate_threshold: float = 1.0,
         reset_timeout: float = 60.0,
         reset_timeout_multiplier: float = 1.0,
-        max_reset_timeout: float = 600.0,
+        max_reset_timeout: float | None = None,
         half_open_max_calls: int = 1,
         success_threshold: int | None = None,
         half_open_timeout: float | None = None,

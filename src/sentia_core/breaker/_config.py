@@ -16,7 +16,11 @@ from sentia_core._validate import (
 )
 from sentia_core.errors import ConfigError
 
-__all__ = ["BreakerConfig", "ExceptionRule", "ResultPredicate"]
+__all__ = ["DEFAULT_MAX_RESET_TIMEOUT", "BreakerConfig", "ExceptionRule", "ResultPredicate"]
+
+#: The cap of a growing reset timeout when ``max_reset_timeout`` is not given
+#: (or ``reset_timeout`` itself, when that is longer), seconds.
+DEFAULT_MAX_RESET_TIMEOUT = 600.0
 
 
 class ResultPredicate(Protocol):
@@ -136,7 +140,10 @@ class BreakerConfig:
             raise ConfigError(
                 "reset_timeout_multiplier", reset_timeout_multiplier, "must be at least 1"
             )
-        max_reset = check_positive("max_reset_timeout", max_reset_timeout)
+        if max_reset_timeout is None:
+            max_reset = max(DEFAULT_MAX_RESET_TIMEOUT, reset)
+        else:
+            max_reset = check_positive("max_reset_timeout", max_reset_timeout)
         if max_reset < reset:
             raise ConfigError(
                 "max_reset_timeout", max_reset_timeout, f"must be >= reset_timeout ({reset:g})"

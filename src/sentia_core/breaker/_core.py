@@ -153,6 +153,7 @@ class BreakerCore:
         "_permits",
         "_predicate",
         "_rejected",
+        "_shared_clean",
         "_shared_generation",
         "_shared_totals",
         "_slow_after",
@@ -222,6 +223,9 @@ class BreakerCore:
         self._synced = False
         self._shared_generation = -1
         self._shared_totals = (0, 0, 0, 0)
+        #: The shared count window is full of successes: recording another
+        #: success would change nothing, so it is not sent (see complete()).
+        self._shared_clean = False
         self.refresh_fast()
 
     # -- admission ---------------------------------------------------------
@@ -397,15 +401,21 @@ class BreakerCore:
                         else:
                             self._consecutive = 0
                         if self.store is not None and now >= self._store_retry_at:
-                            call = StoreCall(
-                                StoreRequest(
-                                    "record",
-                                    outcome=outcome,
-                                    generation=decision.shared_generation,
-                                ),
-                                decision,
-                                outcome,
-                            )
+                            if not (
+                                outcome == SUCCESS
+                                and self._shared_clean
+                                and now < self._next_sync
+                                and decision.shared_generation == self._shared_generation
+                            ):  # (else a no-op for the shared state: skip the round trip)
+                                call = StoreCall(
+                                    StoreRequest(
+                                        "record",
+                                        outcome=outcome,
+                                        generation=decision.shared_generation,
+                                    ),
+                                    decision,
+                                    outcome,
+                                )
                         elif outcome:
                             event = self._evaluate(now)
                 finally:
@@ -603,6 +613,14 @@ class BreakerCore:
             reply.failures,
             reply.slow_calls,
             reply.consecutive_failures,
+        )
+        self._shared_clean = (
+            reply.state is _CLOSED
+            and self.config.window_type == "count"
+            and reply.calls >= self.config.window_size
+            and not reply.failures
+            and not reply.slow_calls
+            and not reply.consecutive_failures
         )
         new = reply.state
         if new is _OPEN:

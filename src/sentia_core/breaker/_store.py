@@ -139,20 +139,32 @@ local function num(v, d)
   return n
 end
 local H, W, P = KEYS[1], KEYS[2], KEYS[3]
+-- ARGV: op, outcome-or-trigger, generation, permit, now-override (ms, '' = Redis TIME),
+-- then the configuration packed in one '|'-separated string.
 local op = ARGV[1]
-local wtype, wsize, minimum = ARGV[2], num(ARGV[3], 1), num(ARGV[4], 1)
-local rate, consec_max, slow_rate = num(ARGV[5], -1), num(ARGV[6], -1), num(ARGV[7], -1)
-local reset_ms, mult, max_ms = num(ARGV[8], 60000), num(ARGV[9], 1), num(ARGV[10], 600000)
-local ho_max, ok_needed, ho_ms = num(ARGV[11], 1), num(ARGV[12], 1), num(ARGV[13], 60000)
-local ttl_ms = num(ARGV[14], 86400000)
-local now
-if ARGV[18] ~= nil and ARGV[18] ~= '' then
-  now = num(ARGV[18], 0)
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local c = {}
+for item in string.gmatch(ARGV[6] or '', '([^|]*)|?') do c[#c + 1] = item end
+local wtype, wsize, minimum = c[1], num(c[2], 1), num(c[3], 1)
+local rate, consec_max, slow_rate = num(c[4], -1), num(c[5], -1), num(c[6], -1)
+local reset_ms, mult, max_ms = num(c[7], 60000), num(c[8], 1), num(c[9], 600000)
+local ho_max, ok_needed, ho_ms = num(c[10], 1), num(c[11], 1), num(c[12], 60000)
+local ttl_ms = num(c[13], 86400000)
+if wsize < 1 then wsize = 1 end
+local w_touched, p_touched = false, false
+-- Time is read only when an operation needs it (a healthy success does not).
+local now_ms = nil
+local function now()
+  if now_ms == nil then
+    if ARGV[5] ~= nil and ARGV[5] ~= '' then
+      now_ms = num(ARGV[5], 0)
+    else
+      local t = redis.call('TIME')
+      now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    end
+  end
+  return now_ms
 end
-local nowsec = math.floor(now / 1000)
+local function nowsec() return math.floor(now() / 1000) end
 
 local f = redis.call('HMGET', H, 'state', 'gen', 'open_until', 'trips', 'opened', 'consec',
   'calls', 'fail', 'slow', 'pos', 'head', 'trial_ok', 'reason', 'changed_at')
@@ -186,7 +198,7 @@ local function move(trigger, why)
     trips = 0
   end
   reason = why
-  changed_at = now
+  changed_at = now()
 end
 
 local function trip(trigger, why)
@@ -196,7 +208,7 @@ local function trip(trigger, why)
   if mult > 1 and trips > 1 then
     timeout = math.min(reset_ms * mult ^ (trips - 1), max_ms)
   end
-  open_until = now + timeout
+  open_until = now() + timeout
   move(trigger, why .. '; open for ' .. string.format('%g', timeout / 1000) .. 's')
 end
 
@@ -235,11 +247,13 @@ local function record(outcome)
       calls = calls + 1
     end
     redis.call('SETRANGE', W, pos, tostring(outcome))
+    w_touched = true
     pos = (pos + 1) % wsize
   else
-    advance(nowsec)
-    local i = nowsec % wsize
+    advance(nowsec())
+    local i = nowsec() % wsize
     redis.call('HINCRBY', W, 'c' .. i, 1)
+    w_touched = true
     if bf == 1 then redis.call('HINCRBY', W, 'f' .. i, 1) end
     if bs == 1 then redis.call('HINCRBY', W, 's' .. i, 1) end
     calls = calls + 1
@@ -253,7 +267,7 @@ local function evaluate()
   if consec_max > 0 and consec >= consec_max then
     return trip('trip', consec .. ' consecutive failures')
   end
-  if wtype == 'time' then advance(nowsec) end
+  if wtype == 'time' then advance(nowsec()) end
   if calls < minimum or calls <= 0 then return end
   if rate > 0 and fail / calls >= rate then
     local why = string.format('failure rate %.2f >= %g over %d calls', fail / calls, rate, calls)
@@ -268,20 +282,21 @@ end
 
 local permit = 0
 if op == 'acquire' then
-  if state == 'open' and now >= open_until then
+  if state == 'open' and now() >= open_until then
     move('reset_timeout_elapsed', 'reset_timeout elapsed')
   end
   if state == 'half_open' then
-    redis.call('ZREMRANGEBYSCORE', P, '-inf', now)
+    redis.call('ZREMRANGEBYSCORE', P, '-inf', now())
     if redis.call('ZCARD', P) < ho_max then
       permit = redis.call('HINCRBY', H, 'next_permit', 1)
-      redis.call('ZADD', P, now + ho_ms, permit)
+      redis.call('ZADD', P, now() + ho_ms, permit)
+      p_touched = true
     end
   end
 elseif op == 'record' then
-  local outcome, dgen, dpermit = num(ARGV[15], -1), num(ARGV[16], -1), num(ARGV[17], 0)
+  local outcome, dgen, dpermit = num(ARGV[2], -1), num(ARGV[3], -1), num(ARGV[4], 0)
   if dpermit > 0 then
-    redis.call('ZREMRANGEBYSCORE', P, '-inf', now)
+    redis.call('ZREMRANGEBYSCORE', P, '-inf', now())
     local removed = redis.call('ZREM', P, dpermit)
     if removed == 1 and dgen == gen and state == 'half_open' and outcome >= 0 then
       if outcome > 0 then
@@ -296,53 +311,70 @@ elseif op == 'record' then
       end
     end
   elseif dgen == gen and state == 'closed' and outcome >= 0 and outcome <= 3 then
-    record(outcome)
-    if outcome > 0 then evaluate() end
+    local clean = wtype == 'count' and calls >= wsize and fail == 0 and slow == 0 and consec == 0
+    if not (clean and outcome == 0) then
+      -- (a success into a full window of successes changes nothing at all)
+      record(outcome)
+      if outcome > 0 then evaluate() end
+    end
   end
 elseif op == 'manual' then
-  local trigger = ARGV[15]
+  local trigger = ARGV[2]
   if trigger == 'reset' then trips = 0 end
   move(trigger, trigger .. '()')
 elseif op == 'read' then
-  if wtype == 'time' and head >= 0 then advance(nowsec) end
+  if wtype == 'time' and head >= 0 then advance(nowsec()) end
 else
   return error('sentia: unknown op ' .. tostring(op))
 end
 
-redis.call('HSET', H, 'state', state, 'gen', gen, 'open_until', open_until, 'trips', trips,
-  'opened', opened, 'consec', consec, 'calls', calls, 'fail', fail, 'slow', slow, 'pos', pos,
-  'head', head, 'trial_ok', trial_ok, 'reason', reason, 'changed_at', changed_at)
+local FIELDS = {'state', 'gen', 'open_until', 'trips', 'opened', 'consec', 'calls', 'fail',
+  'slow', 'pos', 'head', 'trial_ok', 'reason', 'changed_at'}
+local values = {state, gen, open_until, trips, opened, consec, calls, fail, slow, pos, head,
+  trial_ok, reason, changed_at}
+local changed = {}
+for i = 1, #FIELDS do
+  local v = values[i]
+  if type(v) == 'number' then v = string.format('%.0f', v) end
+  if v ~= f[i] then
+    changed[#changed + 1] = FIELDS[i]
+    changed[#changed + 1] = v
+  end
+end
+if #changed > 0 then redis.call('HSET', H, unpack(changed)) end
 redis.call('PEXPIRE', H, ttl_ms)
-if redis.call('EXISTS', W) == 1 then redis.call('PEXPIRE', W, ttl_ms) end
-if redis.call('EXISTS', P) == 1 then redis.call('PEXPIRE', P, ttl_ms) end
+if w_touched then redis.call('PEXPIRE', W, ttl_ms) end
+if p_touched then redis.call('PEXPIRE', P, ttl_ms) end
 local retry = 0
-if state == 'open' then retry = math.max(0, open_until - now) end
-return {state, gen, retry, permit, calls, fail, slow, consec, opened, reason, changed_at}
+if state == 'open' then retry = math.max(0, open_until - now()) end
+-- One string, not an array: the client parses one bulk reply instead of eleven.
+return table.concat({state, gen, string.format('%.0f', retry), permit, calls, fail, slow,
+  consec, opened, string.format('%.0f', changed_at), reason}, '|')
 """
 
 #: The Lua script every store operation runs (with the transition table filled in).
 LUA_SCRIPT = _LUA_TEMPLATE.replace("__TRANSITIONS__", _lua_transitions())
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
-
-
 def parse_reply(raw: Any) -> StoreReply:
-    """Turn the script's reply into a :class:`StoreReply`.
+    """Turn the script's reply (``state|gen|retry_ms|permit|calls|failures|slow|
+    consecutive|opened|changed_ms|reason``) into a :class:`StoreReply`.
 
     Raises:
         ValueError: the reply is not what the script returns (a corrupt or
             foreign reply); the breaker treats that like a store error.
     """
-    if not isinstance(raw, (list, tuple)) or len(raw) != 11:
+    if isinstance(raw, str):
+        raw = raw.encode()
+    if not isinstance(raw, bytes):
+        raise ValueError(f"unexpected breaker store reply: {raw!r:.200}")
+    parts = raw.split(b"|", 10)
+    if len(parts) != 11:
         raise ValueError(f"unexpected breaker store reply: {raw!r:.200}")
     try:
-        state = BreakerState(_text(raw[0]))
-        ints = [int(raw[i]) for i in (1, 2, 3, 4, 5, 6, 7, 8, 10)]
-    except (TypeError, ValueError, OverflowError) as exc:
+        state = BreakerState(parts[0].decode("ascii"))
+        ints = [int(p) for p in parts[1:10]]
+    except (UnicodeError, ValueError) as exc:
         raise ValueError(f"malformed breaker store reply: {raw!r:.200}") from exc
     if min(ints) < 0:
         raise ValueError(f"negative field in breaker store reply: {raw!r:.200}")
@@ -357,7 +389,7 @@ def parse_reply(raw: Any) -> StoreReply:
         slow_calls=slow,
         consecutive_failures=consec,
         times_opened=opened,
-        reason=_text(raw[9])[:200],
+        reason=parts[10].decode("utf-8", "replace")[:200],
         changed_at=changed_ms / 1000.0,
     )
 
@@ -423,6 +455,7 @@ class RedisStateStore:
             asyncio.AbstractEventLoop, tuple[Any, Any]
         ] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+        self._statics: dict[int, tuple[BreakerConfig, list[str], str]] = {}
         self._script: Any = None
         if self._client is not None:
             self._script = self._client.register_script(LUA_SCRIPT)
@@ -432,39 +465,48 @@ class RedisStateStore:
         base = key(self.namespace, f"breaker:{name}")
         return f"{base}:state", f"{base}:window", f"{base}:permits"
 
-    def _args(self, config: BreakerConfig, request: StoreRequest) -> list[str]:
+    def _static(self, config: BreakerConfig) -> tuple[list[str], str]:
+        """The keys and the configuration arguments of ``config`` (cached per config)."""
+        cached = self._statics.get(id(config))
+        if cached is not None and cached[0] is config:
+            return cached[1], cached[2]
         ttl = self.key_ttl or max(86400.0, 2 * config.max_reset_timeout)
-        fourth = request.trigger if request.op == "manual" else str(request.outcome)
-        now = "" if self._clock is None else str(int(self._clock.time() * 1000))
-        return [
-            request.op,
-            config.window_type,
-            str(config.window_size),
-            str(config.minimum_calls),
-            _optional(config.failure_rate_threshold),
-            _optional(config.consecutive_failures),
-            _optional(
-                config.slow_call_rate_threshold if config.slow_call_duration is not None else None
-            ),
-            str(int(config.reset_timeout * 1000)),
-            repr(config.reset_timeout_multiplier),
-            str(int(config.max_reset_timeout * 1000)),
-            str(config.half_open_max_calls),
-            str(config.success_threshold),
-            str(int(config.half_open_timeout * 1000)),
-            str(int(ttl * 1000)),
-            fourth,
-            str(request.generation),
-            str(request.permit),
-            now,
-        ]
+        slow_rate = None
+        if config.slow_call_duration is not None:
+            slow_rate = config.slow_call_rate_threshold
+        static = "|".join(
+            [
+                config.window_type,
+                str(config.window_size),
+                str(config.minimum_calls),
+                _optional(config.failure_rate_threshold),
+                _optional(config.consecutive_failures),
+                _optional(slow_rate),
+                str(int(config.reset_timeout * 1000)),
+                repr(config.reset_timeout_multiplier),
+                str(int(config.max_reset_timeout * 1000)),
+                str(config.half_open_max_calls),
+                str(config.success_threshold),
+                str(int(config.half_open_timeout * 1000)),
+                str(int(ttl * 1000)),
+            ]
+        )
+        keys = list(self.keys(config.name))
+        self._statics[id(config)] = (config, keys, static)
+        return keys, static
+
+    def _args(self, config: BreakerConfig, request: StoreRequest) -> tuple[list[str], list[Any]]:
+        keys, static = self._static(config)
+        second: Any = request.trigger if request.op == "manual" else request.outcome
+        now = "" if self._clock is None else int(self._clock.time() * 1000)
+        return keys, [request.op, second, request.generation, request.permit, now, static]
 
     def execute(self, config: BreakerConfig, request: StoreRequest) -> StoreReply:
         """Run one operation with the sync client (see :class:`StateStore`)."""
         if self._script is None:
             raise RuntimeError("this RedisStateStore has no synchronous client")
-        raw = self._script(keys=list(self.keys(config.name)), args=self._args(config, request))
-        return parse_reply(raw)
+        keys, args = self._args(config, request)
+        return parse_reply(self._script(keys=keys, args=args))
 
     def _loop_script(self) -> Any:
         """The async script object for the running loop (None: use the sync client)."""
@@ -486,8 +528,8 @@ class RedisStateStore:
         script = self._loop_script()
         if script is None:
             return await asyncio.to_thread(self.execute, config, request)
-        raw = await script(keys=list(self.keys(config.name)), args=self._args(config, request))
-        return parse_reply(raw)
+        keys, args = self._args(config, request)
+        return parse_reply(await script(keys=keys, args=args))
 
     def close(self) -> None:
         """Close the clients this store made from a URL."""
