@@ -60,3 +60,48 @@ def mutated_sql(draw: st.DrawFn) -> str:
 
 #: Any text at all, SQL-ish or not.
 any_sql = st.one_of(st.text(max_size=200), token_soup, mutated_sql())
+
+
+# -- single-table shapes with a known expected candidate -------------------- #
+
+_COLS = ["a", "b", "c", "d", "e"]
+
+
+@st.composite
+def simple_shape(draw: st.DrawFn) -> tuple[str, str, frozenset[str], tuple[str, ...]]:
+    """(table, sql, expected equality set, expected tail) for one filter shape.
+
+    The expected candidate follows the documented rules: equality columns
+    (any order), then the ORDER BY column when there is no range or it is the
+    range column, else the range column.
+    """
+    table = draw(st.sampled_from(["t", "u"]))
+    eq = draw(st.lists(st.sampled_from(_COLS), unique=True, max_size=3))
+    rest = [c for c in _COLS if c not in eq]
+    rng = draw(st.none() | st.sampled_from(rest)) if len(eq) < 3 else None
+    order = draw(st.none() | st.sampled_from(rest)) if len(eq) < 3 else None
+    if not eq and rng is None and order is None:
+        eq = [draw(st.sampled_from(_COLS))]
+    terms = [
+        f"{c} = ?" if draw(st.booleans()) else f"{c} IN (?, ?)" for c in draw(st.permutations(eq))
+    ]
+    if rng is not None:
+        terms.append(f"{rng} > ?")
+    sql = f"SELECT * FROM {table}" + (" WHERE " + " AND ".join(terms) if terms else "")
+    if order is not None:
+        sql += f" ORDER BY {order}"
+    if order is not None and (rng is None or order == rng):
+        tail: tuple[str, ...] = (order,)
+    elif rng is not None:
+        tail = (rng,)
+    else:
+        tail = ()
+    return table, sql, frozenset(eq), tail
+
+
+workloads = st.lists(
+    st.tuples(simple_shape(), st.integers(1, 1000), st.floats(0.0, 100.0)),
+    min_size=1,
+    max_size=12,
+    unique_by=lambda x: x[0][1],
+)

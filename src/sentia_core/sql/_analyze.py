@@ -165,8 +165,8 @@ class ParameterSlot:
         index: the slot's ordinal.
         role: ``"eq"``, ``"in"``, ``"any"`` (``= ANY(?)``: an array),
             ``"range-low"`` (a lower bound, ``col > ?``), ``"range-high"``,
-            ``"like"``, ``"limit"``, ``"offset"``, ``"interval"`` (``INTERVAL
-            ?``) or ``"other"``.
+            ``"between-low"``, ``"between-high"``, ``"like"``, ``"limit"``,
+            ``"offset"``, ``"interval"`` (``INTERVAL ?``) or ``"other"``.
         column: the compared column, when known.
         candidates: for an unattributed column, the tables of its block.
         typed: the type word of a typed literal (``INTERVAL``, ``DATE``...).
@@ -468,37 +468,61 @@ def _unquote(text: str) -> str:
     return text
 
 
-def _classify(ttype: object, value: str) -> int:
-    if ttype in _T.Name.Placeholder:
-        return _P
-    if ttype in _T.Literal.String.Symbol:
-        return _Q
-    if ttype in _T.Literal.String or ttype in _T.Literal.Number or ttype is _T.Literal:
-        return _N if ttype in _T.Literal.Number else _S
-    if ttype in _T.Punctuation:
-        return {
-            "(": _LP,
-            ")": _RP,
-            "[": _LB,
-            "]": _RB,
-            ",": _COMMA,
-            ".": _DOT,
-            ";": _SEMI,
-            "::": _CAST,
-        }.get(value, _OP)
-    if ttype in _T.Wildcard:
-        return _STAR
-    if ttype in _T.Error:
-        return _ERR
-    if ttype in _T.Operator:
-        return _W if value[:1].isalpha() else _OP
-    if ttype in _T.Name or ttype in _T.Keyword:
-        if value[:1] in "`[":
+# token-type families, resolved once per sqlparse token type (they are singletons)
+_F_SKIP = 0
+_F_PLACEHOLDER = 1
+_F_SYMBOL = 2
+_F_STRING = 3
+_F_NUMBER = 4
+_F_PUNCT = 5
+_F_STAR = 6
+_F_ERROR = 7
+_F_OPERATOR = 8
+_F_WORD = 9
+_FAMILY: dict[object, int] = {}
+_PUNCT = {"(": _LP, ")": _RP, "[": _LB, "]": _RB, ",": _COMMA, ".": _DOT, ";": _SEMI}
+_PUNCT["::"] = _CAST
+
+
+def _family(ttype: object) -> int:
+    fam = _FAMILY.get(ttype)
+    if fam is not None:
+        return fam
+    if ttype in _T.Text.Whitespace or ttype in _T.Newline or ttype in _T.Comment:
+        fam = _F_SKIP
+    elif ttype in _T.Name.Placeholder:
+        fam = _F_PLACEHOLDER
+    elif ttype in _T.Literal.String.Symbol:
+        fam = _F_SYMBOL
+    elif ttype in _T.Literal.Number:
+        fam = _F_NUMBER
+    elif ttype in _T.Literal.String or ttype is _T.Literal:
+        fam = _F_STRING
+    elif ttype in _T.Punctuation:
+        fam = _F_PUNCT
+    elif ttype in _T.Wildcard:
+        fam = _F_STAR
+    elif ttype in _T.Operator:
+        fam = _F_OPERATOR
+    elif ttype in _T.Name or ttype in _T.Keyword:
+        fam = _F_WORD
+    else:
+        fam = _F_ERROR
+    _FAMILY[ttype] = fam
+    return fam
+
+
+def _classify(fam: int, value: str) -> int:
+    if fam == _F_WORD:
+        first = value[:1]
+        if first in "`[":
             return _Q
-        if value[:1].isdigit():
-            return _N  # 1_000
-        return _W
-    return _ERR
+        return _N if first.isdigit() else _W  # 1_000 is a number
+    if fam == _F_PUNCT:
+        return _PUNCT.get(value, _OP)
+    if fam == _F_OPERATOR:
+        return _W if value[:1].isalpha() else _OP
+    return (_ERR, _P, _Q, _S, _N, _ERR, _STAR, _ERR)[fam]
 
 
 def _tokens(sql: str) -> list[_Tok]:
@@ -506,10 +530,11 @@ def _tokens(sql: str) -> list[_Tok]:
     out: list[_Tok] = []
     adj = True
     for ttype, value in _sqlparse_lexer.tokenize(sql):  # type: ignore[no-untyped-call]
-        if ttype in _T.Text.Whitespace or ttype in _T.Newline or ttype in _T.Comment:
+        fam = _family(ttype)
+        if fam == _F_SKIP:
             adj = False
             continue
-        kind = _classify(ttype, value)
+        kind = _classify(fam, value)
         if kind == _W and any(ch.isspace() for ch in value):  # ORDER BY, NOT LIKE
             for i, m in enumerate(_WORD_RE.finditer(value)):
                 out.append(_Tok(_W, m.group(), adj and i == 0))
@@ -2097,8 +2122,8 @@ class _Analyzer:
             ):
                 assert res is not None
                 scope.rng.append(Predicate(res[2], "between", res[1] or None))
-                self.hint(node.lo, "range-low", res, scope)
-                self.hint(node.hi, "range-high", res, scope)
+                self.hint(node.lo, "between-low", res, scope)
+                self.hint(node.hi, "between-high", res, scope)
             elif own and node.negated:
                 self.unindexable_of(
                     "negation", node, scope, "NOT BETWEEN matches two open ranges; no single seek"
