@@ -90,8 +90,8 @@ _SPECIAL = "*?[]\\"
 
 def _class() -> st.SearchStrategy[str]:
     item = st.one_of(
-        st.sampled_from(list(_LITERALS)),
-        st.sampled_from(list(_SPECIAL.replace("]", ""))).map(lambda c: "\\" + c),
+        st.sampled_from([c for c in _LITERALS if c not in "-^"]),
+        st.sampled_from(list(_SPECIAL + "-^")).map(lambda c: "\\" + c),
         st.tuples(st.sampled_from("ab0_"), st.sampled_from("ab0_")).map(lambda t: f"{t[0]}-{t[1]}"),
     )
     return st.builds(

@@ -85,7 +85,11 @@ def compile_glob(pattern: str) -> Callable[[str], bool]:
             items: list[bytes] = []
             while True:
                 if i >= n:
-                    raise InvalidPatternError(pattern, "unterminated '[' class")
+                    raise InvalidPatternError(
+                        pattern,
+                        "unterminated '[' class (Redis reads 'x-]' as a range ending in ']'; "
+                        "write '\\-' for a literal '-')",
+                    )
                 if p[i] == 0x5C and i + 1 < n:  # '\' escapes inside a class
                     i += 1
                     items.append(_byte(p[i]))
