@@ -616,3 +616,20 @@ def test_a_long_reset_timeout_raises_the_default_cap() -> None:
 def test_a_single_exception_type_is_accepted() -> None:
     b = CircuitBreaker(record_exceptions=OSError, consecutive_failures=1)
     assert b.config.record_types == (OSError,)
+
+
+def test_with_blocks_of_two_breakers_may_exit_out_of_order(clock: ManualClock) -> None:
+    a = CircuitBreaker("a", consecutive_failures=1, clock=clock)
+    b = CircuitBreaker("b", consecutive_failures=1, clock=clock)
+    a.__enter__()
+    b.__enter__()
+    a.__exit__(Boom, Boom(), None)  # a's block ends first, with a failure
+    b.__exit__(None, None, None)
+    assert a.state is BreakerState.OPEN
+    assert b.state is BreakerState.CLOSED and b.metrics().calls == 1
+
+
+def test_exit_without_enter_is_ignored(clock: ManualClock) -> None:
+    b = CircuitBreaker("db", clock=clock)
+    b.__exit__(None, None, None)
+    assert b.metrics().calls == 0

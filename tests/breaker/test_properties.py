@@ -168,7 +168,7 @@ class CoreSystem:
     def admit(self, now: float) -> tuple[str, Any]:
         d = self.core.acquire(now)
         if isinstance(d, Reject):
-            return "reject", (d.retry_after, d.state)
+            return "reject", (d.retry_after(now), d.state)
         if isinstance(d, Trial):
             return "trial", d
         assert isinstance(d, Admit)

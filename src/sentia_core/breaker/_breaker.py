@@ -32,9 +32,26 @@ __all__ = ["CircuitBreaker"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_Entry = tuple["CircuitBreaker", Admit | Trial, float]
-#: Decisions of the ``with`` blocks entered in this thread / task, innermost last.
-_ACTIVE: ContextVar[tuple[_Entry, ...]] = ContextVar("sentia_breaker_active", default=())
+_STATE_TEXT = {state: state.value for state in BreakerState}
+
+
+class _Held:
+    """One entered ``with`` block: a cons cell of the per-context stack."""
+
+    __slots__ = ("breaker", "decision", "outer", "started")
+
+    def __init__(
+        self, breaker: CircuitBreaker, decision: Admit | Trial, started: float, outer: _Held | None
+    ) -> None:
+        self.breaker = breaker
+        self.decision = decision
+        self.started = started
+        self.outer = outer
+
+
+#: The ``with`` blocks entered in this thread / task, innermost first. A
+#: ContextVar, so threads and asyncio tasks each see their own stack.
+_ACTIVE: ContextVar[_Held | None] = ContextVar("sentia_breaker_active", default=None)
 
 
 class CircuitBreaker:
@@ -246,8 +263,10 @@ class CircuitBreaker:
 
     # -- calls ---------------------------------------------------------------
 
-    def _rejected(self, decision: Reject) -> CircuitOpenError:
-        return CircuitOpenError(self._config.name, decision.retry_after, decision.state.value)
+    def _rejected(self, decision: Reject, now: float) -> CircuitOpenError:
+        return CircuitOpenError(
+            self._config.name, decision.retry_after(now), _STATE_TEXT[decision.state]
+        )
 
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run ``fn(*args, **kwargs)`` through the breaker.
@@ -281,7 +300,7 @@ class CircuitBreaker:
             assert isinstance(decision, Reject)
             if self._fallback is not None:
                 return cast(R, self._fallback(*args, **kwargs))
-            raise self._rejected(decision)
+            raise self._rejected(decision, now)
         assert not isinstance(decision, Reject)
         try:
             result = fn(*args, **kwargs)
@@ -338,7 +357,7 @@ class CircuitBreaker:
                 if inspect.isawaitable(fallback_result):
                     fallback_result = await fallback_result
                 return cast(R, fallback_result)
-            raise self._rejected(decision)
+            raise self._rejected(decision, now)
         assert not isinstance(decision, Reject)
         try:
             result = await fn(*args, **kwargs)
@@ -412,23 +431,35 @@ class CircuitBreaker:
     def _push(self, decision: Decision, now: float) -> None:
         if decision.__class__ is Reject:
             assert isinstance(decision, Reject)
-            raise self._rejected(decision)
+            raise self._rejected(decision, now)
         assert not isinstance(decision, Reject)
-        _ACTIVE.set((*_ACTIVE.get(), (self, decision, now)))
+        _ACTIVE.set(_Held(self, decision, now, _ACTIVE.get()))
 
     def _pop(self, exc: BaseException | None) -> tuple[StoreCall | None, float]:
-        stack = _ACTIVE.get()
-        for i in range(len(stack) - 1, -1, -1):
-            if stack[i][0] is self:
-                break
-        else:
+        top = _ACTIVE.get()
+        if top is None:
             return None, 0.0  # __exit__ without __enter__ in this context: nothing to report
-        _, decision, started = stack[i]
-        _ACTIVE.set(stack[:i] + stack[i + 1 :])
+        if top.breaker is self:
+            held = top
+            _ACTIVE.set(top.outer)
+        else:  # exits out of order (two breakers' blocks interleaved by hand): unlink ours
+            path: list[_Held] = []
+            node: _Held | None = top
+            while node is not None and node.breaker is not self:
+                path.append(node)
+                node = node.outer
+            if node is None:
+                return None, 0.0
+            held = node
+            rebuilt = node.outer
+            for cell in reversed(path):
+                rebuilt = _Held(cell.breaker, cell.decision, cell.started, rebuilt)
+            _ACTIVE.set(rebuilt)
         end = self._monotonic()
+        duration = end - held.started
         if exc is None:
-            return self._core.complete(decision, 0, end - started, end), end
-        return self._core.completed_with_exception(decision, exc, end - started, end), end
+            return self._core.complete(held.decision, 0, duration, end), end
+        return self._core.completed_with_exception(held.decision, exc, duration, end), end
 
     def __enter__(self) -> CircuitBreaker:
         """Guard a block: raises :class:`CircuitOpenError` before the body runs when open."""

@@ -105,10 +105,24 @@ class Trial:
 
 @dataclass(frozen=True, slots=True)
 class Reject:
-    """Do not run the call; the breaker will admit a trial in ``retry_after`` seconds."""
+    """Do not run the call.
 
-    retry_after: float
+    ``until`` is the monotonic time from which a trial may be admitted (None
+    when unknown: forced open, or half-open at capacity); one Reject is made
+    per OPEN period, so rejecting allocates nothing.
+    """
+
     state: BreakerState
+    until: float | None = None
+
+    def retry_after(self, now: float) -> float:
+        """Seconds from ``now`` until a trial may be admitted (0.0 when unknown)."""
+        until = self.until
+        return 0.0 if until is None or until <= now else until - now
+
+
+_REJECT_FORCED = Reject(BreakerState.FORCED_OPEN)
+_REJECT_FULL = Reject(BreakerState.HALF_OPEN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +166,7 @@ class BreakerCore:
         "_pass",
         "_permits",
         "_predicate",
+        "_reject",
         "_rejected",
         "_shared_clean",
         "_shared_generation",
@@ -206,6 +221,7 @@ class BreakerCore:
         self.fast: Admit | None = None
         self._consecutive = 0
         self._open_until = 0.0
+        self._reject = Reject(_OPEN, 0.0)
         self._trips = 0
         self._times_opened = 0
         self._rejected = 0
@@ -264,7 +280,8 @@ class BreakerCore:
                 ):
                     return StoreCall(_ACQUIRE)
             decision, event = self._decide(now)
-        self._emit(event, decision)
+        if event is not None or self._listening:
+            self._emit(event, decision)
         return decision
 
     def _emit(self, event: BreakerStateChanged | None, decision: object) -> None:
@@ -283,13 +300,13 @@ class BreakerCore:
         if state is _OPEN:
             if now < self._open_until:
                 self._rejected += 1
-                return Reject(self._open_until - now, _OPEN), None
+                return self._reject, None
             event = self._move(Trigger.TIMEOUT_ELAPSED, "reset_timeout elapsed")
             return self._grant(now), event
         if state is _HALF_OPEN:
             return self._grant(now), None
         self._rejected += 1
-        return Reject(0.0, state), None
+        return _REJECT_FORCED, None
 
     def _grant(self, now: float) -> Decision:
         """A trial permit if one is free (under the lock, state HALF_OPEN)."""
@@ -305,7 +322,7 @@ class BreakerCore:
             permits[permit] = now
             return Trial(self._generation, permit, now)
         self._rejected += 1
-        return Reject(0.0, _HALF_OPEN)
+        return _REJECT_FULL
 
     # -- outcomes ----------------------------------------------------------
 
@@ -390,7 +407,9 @@ class BreakerCore:
         event: BreakerStateChanged | None = None
         call: StoreCall | None = None
         if decision.__class__ is Admit:
-            if outcome >= 0 and decision.record:
+            if outcome == SUCCESS and self.window.clean and self.store is None:
+                pass  # a success into a full window of successes changes nothing
+            elif outcome >= 0 and decision.record:
                 lock = self._lock
                 lock.acquire()
                 try:
@@ -508,6 +527,7 @@ class BreakerCore:
         self._times_opened += 1
         timeout = self.config.reset_timeout_for(self._trips)
         self._open_until = now + timeout
+        self._reject = Reject(_OPEN, self._open_until)
         return self._move(trigger, f"{reason}; open for {timeout:g}s")
 
     # -- transitions -------------------------------------------------------
@@ -625,6 +645,7 @@ class BreakerCore:
         new = reply.state
         if new is _OPEN:
             self._open_until = now + reply.retry_after
+            self._reject = Reject(_OPEN, self._open_until)
         old = self.state
         if reply.generation == self._shared_generation and new is old:
             self.refresh_fast()
@@ -642,7 +663,9 @@ class BreakerCore:
         if state is _HALF_OPEN and reply.permit > 0:
             return Trial(self._generation, reply.permit, now, True, reply.generation)
         self._rejected += 1
-        return Reject(reply.retry_after if state is _OPEN else 0.0, state)
+        if state is _OPEN:
+            return Reject(_OPEN, now + reply.retry_after)
+        return _REJECT_FORCED if state is _FORCED_OPEN else _REJECT_FULL
 
     # -- observation -------------------------------------------------------
 
