@@ -366,3 +366,28 @@ def test_a_broken_custom_backoff_cannot_produce_a_negative_or_endless_sleep(
     r = Retry(attempts=2, backoff=lambda n, rng: bad, clock=clock)
     assert r(Flaky(ConnectionError()))() == "ok"
     assert clock.sleeps == expected
+
+
+def test_a_predicate_that_raises_lets_the_original_error_surface(clock: ManualClock) -> None:
+    error = ConnectionError("the real problem")
+
+    def broken(exc: BaseException) -> bool:
+        raise KeyError("bug in the predicate")
+
+    with pytest.raises(ConnectionError) as info:
+        make(clock, on=broken)(Flaky(error))()
+    assert info.value is error
+
+
+@pytest.mark.parametrize("answer", ["5", math.nan, RuntimeError])
+def test_a_hint_reader_that_misbehaves_falls_back_to_backoff(
+    clock: ManualClock, answer: object
+) -> None:
+    def reader(outcome: object) -> object:
+        if answer is RuntimeError:
+            raise RuntimeError("cannot parse")
+        return answer
+
+    r = make(clock, retry_after=reader)  # type: ignore[arg-type]
+    assert r(Flaky(ConnectionError()))() == "ok"
+    assert clock.sleeps == [1.0]

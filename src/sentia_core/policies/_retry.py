@@ -49,7 +49,7 @@ from ._backoff import Backoff, ExponentialBackoff, FixedBackoff
 from ._budget import RetryBudgetLike
 from ._counter import Counter
 from ._deadline import _DEADLINE
-from ._retry_after import retry_after_attribute
+from ._retry_after import hint_seconds, retry_after_attribute
 
 __all__ = [
     "Attempt",
@@ -378,7 +378,10 @@ class Retry:
             return False
         if self._on_types is not None:
             return isinstance(error, self._on_types)
-        return bool(self._on_pred(error))
+        try:
+            return bool(self._on_pred(error))
+        except Exception:  # a broken predicate must not hide the caller's error
+            return False
 
     def decide(
         self,
@@ -414,7 +417,7 @@ class Retry:
             outcome = result
         if self._attempts is not None and attempt >= self._attempts:
             return _STOP_ATTEMPTS
-        hint = None if self._hint is None else self._hint(outcome)
+        hint = None if self._hint is None else self._read_hint(outcome)
         if hint is not None:
             delay = hint if hint < self._max_retry_after else self._max_retry_after
             reason = "retry_after"
@@ -431,6 +434,14 @@ class Retry:
         if self._budget is not None and not self._budget.try_withdraw():
             return _STOP_BUDGET
         return RetryDecision(True, delay, reason)
+
+    def _read_hint(self, outcome: object) -> float | None:
+        """The hint reader's answer as sane seconds; a reader that raises means no hint."""
+        assert self._hint is not None
+        try:
+            return hint_seconds(self._hint(outcome))
+        except Exception:
+            return None
 
     def _step(
         self, attempt: int, error: BaseException | None, result: object, started: float
