@@ -107,3 +107,72 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
         yield _redis(request.getfixturevalue("fake_redis"), "fakeredis")
     else:
         yield _redis(request.getfixturevalue("real_redis"), "redis")
+
+
+class FlakyBackend:
+    """Wraps a backend; while ``down`` every operation raises BackendUnavailableError.
+
+    ``fail_registrations`` makes only the next N ``register`` calls fail.
+    ``silent`` stops change notifications (to test the periodic refresh).
+    """
+
+    def __init__(self, inner: RegistryBackend, clock: ManualClock) -> None:
+        self.inner = inner
+        self.clock = clock
+        self.name = "flaky"
+        self.down = False
+        self.silent = False
+        self.fail_registrations = 0
+        self.register_attempts: list[float] = []
+        self.calls: list[str] = []
+
+    def _gate(self, op: str) -> None:
+        from sentia_core.errors import BackendUnavailableError
+
+        self.calls.append(op)
+        if self.down:
+            raise BackendUnavailableError("backend is down (test)")
+
+    def register(self, instance: Any, ttl: float) -> Any:
+        from sentia_core.errors import BackendUnavailableError
+
+        self.register_attempts.append(self.clock.monotonic())
+        self._gate("register")
+        if self.fail_registrations:
+            self.fail_registrations -= 1
+            raise BackendUnavailableError("refused (test)")
+        return self.inner.register(instance, ttl)
+
+    def heartbeat(self, service: str, instance_id: str, ttl: float) -> bool:
+        self._gate("heartbeat")
+        return self.inner.heartbeat(service, instance_id, ttl)
+
+    def set_status(self, service: str, instance_id: str, status: Any) -> bool:
+        self._gate("set_status")
+        return self.inner.set_status(service, instance_id, status)
+
+    def deregister(self, service: str, instance_id: str) -> bool:
+        self._gate("deregister")
+        return self.inner.deregister(service, instance_id)
+
+    def instances(self, service: str) -> list[Any]:
+        self._gate("instances")
+        return self.inner.instances(service)
+
+    def services(self) -> list[str]:
+        self._gate("services")
+        return self.inner.services()
+
+    def sweep(self, service: str) -> list[str]:
+        self._gate("sweep")
+        return self.inner.sweep(service)
+
+    def subscribe(self, on_change: Callable[[str | None], None]) -> Subscription:
+        def relay(service: str | None) -> None:
+            if not self.silent:
+                on_change(service)
+
+        return self.inner.subscribe(relay)
+
+    def close(self) -> None:
+        self.inner.close()
