@@ -5,7 +5,8 @@
 Sections (median ns per call; "overhead" = decorated call minus the bare call):
 
 * retry happy path, sync and async: sentia ``Retry`` vs tenacity and stamina.
-  Target: sentia's overhead at most 1/5 of the faster peer's.
+  Target: sentia's overhead at most 1/5 of the faster peer's. Also what a
+  shared ``RetryBudget`` adds per call.
 * retry that fails once then succeeds (no back-off sleep): the slow path.
 * bulkhead happy path: sentia ``Bulkhead`` vs ``threading.BoundedSemaphore``
   (sync) and ``asyncio.Semaphore`` (async).
@@ -32,7 +33,7 @@ import tenacity
 from _harness import Suite, parse_args
 
 from sentia_core.breaker import CircuitBreaker
-from sentia_core.policies import Bulkhead, Policy, Retry, Timeout
+from sentia_core.policies import Bulkhead, Policy, Retry, RetryBudget, Timeout
 
 
 def _noop_sleep(seconds: float) -> None:
@@ -48,6 +49,7 @@ def bench_retry_sync(suite: Suite) -> None:
         return 1
 
     sentia = Retry(attempts=3, on=ConnectionError)(target)
+    budgeted = Retry(attempts=3, on=ConnectionError, budget=RetryBudget())(target)
     ten = tenacity.retry(
         stop=tenacity.stop_after_attempt(3),
         retry=tenacity.retry_if_exception_type(ConnectionError),
@@ -55,10 +57,20 @@ def bench_retry_sync(suite: Suite) -> None:
     sta = stamina.retry(on=ConnectionError, attempts=3)(target)
     m = suite.compare(
         "retry happy path (sync)",
-        {"bare call": target, "sentia Retry": sentia, "tenacity": ten, "stamina": sta},
+        {
+            "bare call": target,
+            "sentia Retry": sentia,
+            "sentia Retry + RetryBudget": budgeted,
+            "tenacity": ten,
+            "stamina": sta,
+        },
         number=5_000,
     )
     _overheads(suite, m, "bare call", "sentia Retry", ["tenacity", "stamina"], target=0.2)
+    suite.note(
+        "retry happy path (sync): cost of a RetryBudget deposit ns",
+        round(m["sentia Retry + RetryBudget"] - m["sentia Retry"], 1),
+    )
 
 
 def bench_retry_async(suite: Suite) -> None:
