@@ -31,10 +31,13 @@ PLANTS = ["P1", "P2"]
 
 
 def sqlite_db(
-    customers: int = 2_000, orders: int = 20_000, lines: int = 40_000
+    customers: int = 2_000,
+    orders: int = 20_000,
+    lines: int = 40_000,
+    factory: type[sqlite3.Connection] = sqlite3.Connection,
 ) -> sqlite3.Connection:
     """An in-memory SQLite database with the schema and deterministic data."""
-    conn = sqlite3.connect(":memory:")
+    conn = sqlite3.connect(":memory:", factory=factory)
     conn.executescript(SCHEMA)
     rng = random.Random(7)
     conn.executemany(

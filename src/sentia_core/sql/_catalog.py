@@ -146,6 +146,21 @@ def _sqlite_rows(
         raise BackendError(f"reading the SQLite catalog failed: {exc}") from exc
 
 
+def sqlite_columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    """Lower-cased column names of ``table`` (empty when it does not exist).
+
+    Needed before quoting a column in SQLite: a double-quoted name that
+    matches no column silently becomes a string literal there.
+    """
+    schema, _, name = table.rpartition(".")
+    prefix = f"{quote_ident(schema)}." if schema else ""
+    try:
+        rows = conn.execute(f"PRAGMA {prefix}table_info({quote_ident(name)})").fetchall()
+    except sqlite3.Error:
+        return set()
+    return {str(r[1]).lower() for r in rows}
+
+
 # --------------------------------------------------------------------------- #
 # Indexes
 # --------------------------------------------------------------------------- #
