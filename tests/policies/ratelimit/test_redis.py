@@ -21,12 +21,7 @@ from hypothesis import strategies as st
 
 from sentia_core import _redis
 from sentia_core.errors import ConfigError
-from sentia_core.policies._ratelimit import (
-    Rate,
-    RateLimitBackendFailed,
-    RateLimiter,
-    _lua,
-)
+from sentia_core.policies._ratelimit import Rate, RateLimitBackendFailed, RateLimiter
 from sentia_core.testing import ManualClock
 from tests._servers import RedisServer
 
@@ -110,11 +105,12 @@ def test_clients_with_skewed_clocks_share_one_budget(real_redis: Any, algorithm:
 
 
 @pytest.mark.redis
-def test_the_scripts_ask_redis_for_the_time(real_redis: Any) -> None:
-    limiter = RateLimiter({"api": "10/second"}, redis=real_redis)
+@pytest.mark.parametrize("algorithm", ["gcra", "sliding_window"])
+def test_the_scripts_ask_redis_for_the_time(real_redis: Any, algorithm: str) -> None:
+    limiter = RateLimiter({"api": "10/second"}, redis=real_redis, algorithm=algorithm)  # type: ignore[arg-type]
+    assert "redis.call('TIME')" in limiter._tiers["api"].script
     before = real_redis.info("commandstats")
     limiter.hit("api", "k")
-    assert "redis.call('TIME')" in _lua.GCRA and "redis.call('TIME')" in _lua.SLIDING_WINDOW
     after = real_redis.info("commandstats")
     assert after["cmdstat_time"]["calls"] == before.get("cmdstat_time", {"calls": 0})["calls"] + 1
 
@@ -186,7 +182,7 @@ def test_a_flushed_script_cache_is_reloaded_transparently(real_redis: Any) -> No
     assert limiter.hit("api", "k").remaining == 4
     real_redis.script_flush()
     assert limiter.hit("api", "k").remaining == 3
-    assert real_redis.script_exists(_lua.GCRA_SHA) == [True]
+    assert real_redis.script_exists(limiter._tiers["api"].sha) == [True]
     assert limiter.stats().redis_errors == 0
 
 
@@ -223,7 +219,10 @@ def test_a_key_of_the_wrong_type_is_a_backend_failure(fake_redis: Any, fail_open
     assert limiter.stats().redis_errors == 1
 
 
-_replies = st.recursive(
+_tokens = st.sampled_from(
+    [b"1", b"0", b"2", b"-1", b"nan", b"inf", b"-inf", b"1e999", b"12.5", b"100", b"0.5", b"x", b""]
+)
+_replies = st.lists(_tokens, max_size=6).map(b" ".join) | st.recursive(
     st.none()
     | st.booleans()
     | st.integers(-5, 5)
@@ -263,7 +262,7 @@ def test_any_reply_is_either_a_valid_decision_or_a_counted_failure(
 
 def test_a_truthful_reply_decodes() -> None:
     limiter = RateLimiter({"api": "5/minute"}, redis=fakeredis.FakeRedis())
-    limiter._store.execute = lambda *a, **k: [1, b"100.0", b"88.0"]
+    limiter._store.execute = lambda *a, **k: b"1 100.0 88.0"
     d = limiter.hit("api", "k")
     # 5/minute is one token per 12 s. The script saw tat = 100 at now = 88 (one
     # token spent) and allowed this hit (another): 3 left, full again in 24 s.
@@ -364,6 +363,23 @@ def test_a_hung_redis_times_out_into_the_fail_mode(private_redis: RedisServer) -
 
 
 # -- client kinds -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ["gcra", "sliding_window"])
+def test_clients_that_decode_responses_work_too(algorithm: str) -> None:
+    client = fakeredis.FakeRedis(decode_responses=True)
+    limiter = RateLimiter({"api": "2/hour"}, redis=client, algorithm=algorithm)  # type: ignore[arg-type]
+    assert [limiter.hit("api", "k").allowed for _ in range(3)] == [True, True, False]
+    assert limiter.stats().redis_errors == 0
+
+
+@pytest.mark.redis
+def test_real_clients_that_decode_responses_work_too(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    limiter = RateLimiter({"api": "2/hour"}, redis=client)
+    assert [limiter.hit("api", "k").remaining for _ in range(2)] == [1, 0]
+    assert limiter.stats().redis_errors == 0
+    client.close()
 
 
 def test_a_sync_client_serves_async_calls_from_a_thread(fake_redis: Any) -> None:

@@ -133,6 +133,10 @@ class RateDecision(tuple[bool, int, float, float, str, str]):
         )
 
 
+#: a script reply's verdict, as bytes (the default) or str (``decode_responses=True``).
+_FLAGS: dict[object, bool] = {b"1": True, b"0": False, "1": True, "0": False}
+
+
 def _bad_reply(reply: object) -> ValueError:
     return ValueError(f"unexpected rate-limit script reply {reply!r:.200}")
 
@@ -262,21 +266,22 @@ class GcraCore:
         return tat <= now
 
     def decode(self, reply: Any, cost: int, consume: bool, key: str) -> RateDecision:
-        """Describe a Redis reply ``[allowed, tat, now]`` from the GCRA script.
+        """Describe a reply ``"<allowed> <tat> <now>"`` of the GCRA script.
 
         Raises:
             ValueError: the reply is not what the script returns (corrupt or
                 foreign); the caller treats it like an unreachable Redis.
         """
         try:
-            flag, raw_tat, raw_now = reply
+            flag, raw_tat, raw_now = reply.split()
             tat = _number(raw_tat)
             now = _number(raw_now)
-        except (TypeError, ValueError):
+        except (AttributeError, TypeError, ValueError):
             raise _bad_reply(reply) from None
-        if (flag != 1 and flag != 0) or tat < now:  # noqa: PLR1714 (ints, not a set lookup)
+        allowed = _FLAGS.get(flag)
+        if allowed is None or tat < now:
             raise _bad_reply(reply)
-        return self.describe(flag == 1, tat, now, cost, consume, key)
+        return self.describe(allowed, tat, now, cost, consume, key)
 
 
 class WindowCore:
@@ -387,26 +392,22 @@ class WindowCore:
         return now >= (state[0] + 2) * self.period
 
     def decode(self, reply: Any, cost: int, consume: bool, key: str) -> RateDecision:
-        """Describe a Redis reply ``[allowed, prev, curr, elapsed]`` from the window script.
+        """Describe a reply ``"<allowed> <prev> <curr> <elapsed>"`` of the window script.
 
         Raises:
             ValueError: the reply is not what the script returns.
         """
         try:
-            flag, raw_prev, raw_curr, raw_elapsed = reply
+            flag, raw_prev, raw_curr, raw_elapsed = reply.split()
             prev = _number(raw_prev)
             curr = _number(raw_curr)
             elapsed = _number(raw_elapsed)
-        except (TypeError, ValueError):
+        except (AttributeError, TypeError, ValueError):
             raise _bad_reply(reply) from None
-        if (
-            (flag != 1 and flag != 0)  # noqa: PLR1714
-            or prev < 0.0
-            or curr < 0.0
-            or not 0.0 <= elapsed <= self.period
-        ):
+        allowed = _FLAGS.get(flag)
+        if allowed is None or prev < 0.0 or curr < 0.0 or not 0.0 <= elapsed <= self.period:
             raise _bad_reply(reply)
-        return self.describe(flag == 1, prev, curr, elapsed, cost, consume, key)
+        return self.describe(allowed, prev, curr, elapsed, cost, consume, key)
 
 
 class DenyAllCore:

@@ -8,72 +8,82 @@ with skewed clocks agree; it is shifted by ``TIME_BASE`` so a double keeps
 sub-microsecond resolution. Every write sets a TTL equal to the time after
 which the state no longer matters, so idle keys vanish on their own.
 
-The scripts return the raw numbers (verdict, state before, time); the Python
-``describe`` step turns them into a decision, the same code the in-memory
-backend uses. Numbers travel as ``%.17g`` strings because Redis truncates Lua
-numbers to integers in replies, and ``%.17g`` round-trips a double exactly.
+Each tier gets its own copy of a template with its constants (emission
+interval and tolerance, or period and limit) written in as numeric literals
+(``repr`` of the very floats the in-memory core uses, which Lua reads back
+exactly), so a call carries a single argument::
+
+    EVALSHA <sha> 1 <key> <n>      n >= 0: a hit of cost n; n < 0: a peek of cost -n-1
+
+The reply is one bulk string of numbers (``"1 <tat> <now>"``; ``%.17g``
+round-trips a double exactly), which is cheaper for a client to parse than an
+array, and which the Python ``describe`` step turns into a decision, the same
+code the in-memory backend uses. A stored number is written as a Lua number,
+which Redis itself formats with full precision.
 
 A stored value that does not parse (written by something else) is treated as
 no state and overwritten by the next allowed hit; a key of the wrong type
 makes the script fail, which the caller handles like an unreachable Redis.
 
-``ARGV[5]``, when present, replaces the server time. Only the test suite
-sends it (to run the scripts against a ManualClock and compare them with the
-in-memory arithmetic); the library never does.
+``ARGV[2]``, when present, replaces the server time. Only the test suite sends
+it (to run the scripts on a ManualClock and compare them with the in-memory
+arithmetic); the library never does.
+
+Requires Redis >= 5 (or Valkey), where scripts are replicated by effects, so
+reading ``TIME`` before a write is allowed.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-__all__ = ["GCRA", "GCRA_SHA", "SLIDING_WINDOW", "SLIDING_WINDOW_SHA", "TIME_BASE"]
+__all__ = ["TIME_BASE", "gcra_script", "script_sha", "sliding_window_script"]
 
 #: Seconds subtracted from the server's Unix time before the arithmetic.
 TIME_BASE = 1_700_000_000
 
-_NOW = f"""
-pcall(redis.replicate_commands)
+_NOW = f"""\
 local now
-if ARGV[5] then
-  now = tonumber(ARGV[5])
+if ARGV[2] then
+  now = tonumber(ARGV[2])
 else
   local t = redis.call('TIME')
   now = (tonumber(t[1]) - {TIME_BASE}) + tonumber(t[2]) / 1000000
 end
+local n = tonumber(ARGV[1])
+local cost = n
+if n < 0 then
+  cost = -n - 1
+end
 """
 
-#: KEYS[1] = state key; ARGV = interval, tolerance + EPS_TIME, cost, consume ("1"/"0")[, now].
-#: Reply: {allowed (1/0), max(tat, now), now}.
-GCRA = (
+# {interval} and {tolerance} are GcraCore.interval and GcraCore.tol_eps.
+# Reply: "<allowed 1/0> <max(tat, now)> <now>".
+_GCRA = (
     _NOW
-    + """
-local interval = tonumber(ARGV[1])
-local cost = tonumber(ARGV[3])
-local raw = redis.call('GET', KEYS[1])
-local tat = raw and tonumber(raw)
+    + """\
+local tat = tonumber(redis.call('GET', KEYS[1]))
 if not tat or not (tat >= now) or tat == math.huge then
   tat = now
 end
-local new_tat = tat + cost * interval
-if new_tat - now <= tonumber(ARGV[2]) then
-  if ARGV[4] == '1' and new_tat > now then
-    redis.call('SET', KEYS[1], string.format('%.17g', new_tat),
-               'PX', math.ceil((new_tat - now) * 1000))
+local new_tat = tat + cost * {interval}
+if new_tat - now <= {tolerance} then
+  if n > 0 and new_tat > now then
+    redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) * 1000))
   end
-  return {1, string.format('%.17g', tat), string.format('%.17g', now)}
+  return string.format('1 %.17g %.17g', tat, now)
 end
-return {0, string.format('%.17g', tat), string.format('%.17g', now)}
+return string.format('0 %.17g %.17g', tat, now)
 """
 )
 
-#: KEYS[1] = state key; ARGV = period, limit + EPS_COUNT, cost, consume ("1"/"0")[, now].
-#: Stored value: "index prev curr". Reply: {allowed (1/0), prev, curr, elapsed}.
-SLIDING_WINDOW = (
+# {period} and {limit} are WindowCore.period and WindowCore.limit_eps.
+# Stored value: "<window index> <previous count> <current count>".
+# Reply: "<allowed 1/0> <previous count> <current count> <seconds into the window>".
+_SLIDING_WINDOW = (
     _NOW
-    + """
-local period = tonumber(ARGV[1])
-local cost = tonumber(ARGV[3])
-local index = math.floor(now / period)
+    + """\
+local index = math.floor(now / {period})
 local prev, curr = 0, 0
 local raw = redis.call('GET', KEYS[1])
 if raw then
@@ -89,20 +99,37 @@ if raw then
     end
   end
 end
-local elapsed = now - index * period
+local elapsed = now - index * {period}
 local allowed = 0
-if prev * (1 - elapsed / period) + curr + cost <= tonumber(ARGV[2]) then
+if prev * (1 - elapsed / {period}) + curr + cost <= {limit} then
   allowed = 1
-  if ARGV[4] == '1' and cost > 0 then
-    redis.call('SET', KEYS[1],
-               string.format('%.17g %.17g %.17g', index, prev, curr + cost),
-               'PX', math.ceil(((index + 2) * period - now) * 1000))
+  if n > 0 then
+    redis.call('SET', KEYS[1], string.format('%d %.17g %.17g', index, prev, curr + cost),
+               'PX', math.ceil(((index + 2) * {period} - now) * 1000))
   end
 end
-return {allowed, string.format('%.17g', prev), string.format('%.17g', curr),
-        string.format('%.17g', elapsed)}
+return string.format('%d %.17g %.17g %.17g', allowed, prev, curr, elapsed)
 """
 )
 
-GCRA_SHA = hashlib.sha1(GCRA.encode(), usedforsecurity=False).hexdigest()
-SLIDING_WINDOW_SHA = hashlib.sha1(SLIDING_WINDOW.encode(), usedforsecurity=False).hexdigest()
+
+def _literal(value: float) -> str:
+    text = repr(float(value))
+    if text in ("inf", "-inf", "nan"):  # pragma: no cover - Rate validation forbids these
+        raise ValueError(f"cannot write {value!r} into a script")
+    return text
+
+
+def gcra_script(interval: float, tolerance: float) -> str:
+    """The GCRA script for one tier (constants written in exactly)."""
+    return _GCRA.format(interval=_literal(interval), tolerance=_literal(tolerance))
+
+
+def sliding_window_script(period: float, limit: float) -> str:
+    """The sliding-window script for one tier (constants written in exactly)."""
+    return _SLIDING_WINDOW.format(period=_literal(period), limit=_literal(limit))
+
+
+def script_sha(script: str) -> str:
+    """The SHA1 Redis names a script by."""
+    return hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()

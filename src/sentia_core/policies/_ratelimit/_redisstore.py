@@ -34,6 +34,7 @@ from ._stats import RateLimitBackendFailed
 
 __all__ = ["RedisStore", "RedisTier"]
 
+_HIT_ONE = "1"
 _ASYNC_ONLY = (
     "this RateLimiter was given an asyncio Redis client; use ahit()/apeek() "
     "(or pass a URL, which serves both)"
@@ -169,11 +170,8 @@ class RedisTier:
     """
 
     __slots__ = (
-        "args_hit",
-        "args_peek",
         "core",
         "lock",
-        "param",
         "prefix",
         "script",
         "sha",
@@ -185,18 +183,15 @@ class RedisTier:
         self.core = core
         self.store = store
         if isinstance(core, GcraCore):
-            self.script, self.sha, letter = _lua.GCRA, _lua.GCRA_SHA, "g"
-            self.param = (repr(core.interval), repr(core.tol_eps))
+            self.script, letter = _lua.gcra_script(core.interval, core.tol_eps), "g"
         else:
-            self.script, self.sha, letter = _lua.SLIDING_WINDOW, _lua.SLIDING_WINDOW_SHA, "w"
-            self.param = (repr(core.period), repr(core.limit_eps))
+            self.script, letter = _lua.sliding_window_script(core.period, core.limit_eps), "w"
+        self.sha = _lua.script_sha(self.script)
         # The key through sentia_core._redis.key, split around the caller's key.
         marker = "\x00"
         self.prefix, self.suffix = _redis.key(namespace, f"rl:{core.tier}:{marker}", letter).split(
             marker
         )
-        self.args_hit = (*self.param, "1", "1")
-        self.args_peek = (*self.param, "1", "0")
         self.lock = threading.Lock()
 
     def redis_key(self, key: str) -> str:
@@ -210,11 +205,10 @@ class RedisTier:
         store = self.store
         if store.down_until and not store.healthy():
             return self.fallback(key, consume)
-        args: tuple[str, ...]
-        if cost == 1:
-            args = self.args_hit if consume else self.args_peek
-        else:
-            args = (*self.param, str(cost), "1" if consume else "0")
+        # One argument: the cost of a hit, or -(cost + 1) for a peek.
+        args: tuple[str, ...] = (
+            (_HIT_ONE if cost == 1 else str(cost),) if consume else (str(-cost - 1),)
+        )
         if store.time_override is not None:
             args = (*args, repr(store.time_override()))
         return self.prefix + key + self.suffix, args
