@@ -1,0 +1,234 @@
+"""Renderers: the Prometheus text format, JSON and CSV.
+
+Histograms are written as Prometheus *summaries* by default: quantiles
+(computed in-process by the sketch, over the ``summary_window``) plus
+``_sum`` and ``_count`` over all time — the figures prometheus_client cannot
+produce (client_python#92). A summary's quantiles cannot be aggregated across
+instances; when Prometheus must aggregate, render with
+``histograms="buckets"``: cumulative ``_bucket{le=...}`` counts read from the
+sketch (each value is placed to within the sketch's relative accuracy of its
+bucket boundary), ``+Inf``, ``_sum`` and ``_count``, as a classic histogram.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ._metrics import Counter, Gauge, Histogram, MetricFamily, MetricKind
+from ._names import escape_help, escape_label_value
+from ._retention import HistoryPoint
+
+__all__ = [
+    "DEFAULT_BUCKETS",
+    "csv_text",
+    "format_value",
+    "history_csv",
+    "metrics_dict",
+    "prometheus_text",
+]
+
+#: prometheus_client's default histogram buckets (seconds).
+DEFAULT_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+
+
+def format_value(v: float | None) -> str:
+    """A sample value as the text format writes it (``NaN``, ``+Inf``, ``-Inf``)."""
+    if v is None or math.isnan(v):
+        return "NaN"
+    if v == math.inf:
+        return "+Inf"
+    if v == -math.inf:
+        return "-Inf"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    return repr(float(v))
+
+
+def _labels(names: Sequence[str], values: Sequence[str], extra: str = "") -> str:
+    parts = [f'{n}="{escape_label_value(v)}"' for n, v in zip(names, values, strict=True)]
+    if extra:
+        parts.append(extra)
+    return "{" + ",".join(parts) + "}" if parts else ""
+
+
+def prometheus_text(
+    families: Iterable[MetricFamily[Any]],
+    *,
+    quantiles: Sequence[float],
+    summary_window: float | None,
+    histograms: str = "summary",
+    buckets: Sequence[float] = DEFAULT_BUCKETS,
+) -> str:
+    """Every family in the Prometheus text exposition format 0.0.4."""
+    out: list[str] = []
+    qtext = [format_value(float(q)) for q in quantiles]
+    bounds = sorted(float(b) for b in buckets if b != math.inf)
+    btext = [format_value(b) for b in bounds]
+    for fam in families:
+        series = fam.all_series()
+        kind = fam.kind
+        names = fam.label_names
+        if kind is MetricKind.COUNTER:
+            sample = fam.exposed_names()[0]
+            out.append(f"# HELP {sample} {escape_help(fam.help)}")
+            out.append(f"# TYPE {sample} counter")
+            for s in series:
+                assert isinstance(s, Counter)
+                out.append(f"{sample}{_labels(names, s.label_values)} {format_value(s.value)}")
+        elif kind is MetricKind.GAUGE:
+            out.append(f"# HELP {fam.name} {escape_help(fam.help)}")
+            out.append(f"# TYPE {fam.name} gauge")
+            for s in series:
+                assert isinstance(s, Gauge)
+                out.append(f"{fam.name}{_labels(names, s.label_values)} {format_value(s.value)}")
+        else:
+            as_buckets = histograms == "buckets"
+            out.append(f"# HELP {fam.name} {escape_help(fam.help)}")
+            out.append(f"# TYPE {fam.name} {'histogram' if as_buckets else 'summary'}")
+            for s in series:
+                assert isinstance(s, Histogram)
+                total = s.sketch()
+                lv = s.label_values
+                if as_buckets:
+                    for b, bt in zip(bounds, btext, strict=True):
+                        le = _labels(names, lv, f'le="{bt}"')
+                        out.append(f"{fam.name}_bucket{le} {total.rank(b)}")
+                    le = _labels(names, lv, 'le="+Inf"')
+                    out.append(f"{fam.name}_bucket{le} {total.count}")
+                else:
+                    window = total if summary_window is None else s.sketch(summary_window)
+                    values = window.quantiles(quantiles)
+                    for qt, v in zip(qtext, values, strict=True):
+                        ql = _labels(names, lv, f'quantile="{qt}"')
+                        out.append(f"{fam.name}{ql} {format_value(v)}")
+                plain = _labels(names, lv)
+                out.append(f"{fam.name}_sum{plain} {format_value(total.sum)}")
+                out.append(f"{fam.name}_count{plain} {total.count}")
+    return "\n".join(out) + "\n" if out else ""
+
+
+def _json_number(v: float | None) -> float | None:
+    if v is None or not math.isfinite(v):
+        return None
+    return v
+
+
+def metrics_dict(
+    families: Iterable[MetricFamily[Any]],
+    *,
+    quantiles: Sequence[float],
+    windows: Sequence[float],
+) -> list[dict[str, Any]]:
+    """Current values of every family as JSON-ready dicts (NaN/inf become null)."""
+    out: list[dict[str, Any]] = []
+    for fam in families:
+        rows: list[dict[str, Any]] = []
+        for s in fam.all_series():
+            row: dict[str, Any] = {"labels": s.labels}
+            if isinstance(s, Histogram):
+                snap = s.snapshot(None, tuple(quantiles)).to_dict()
+                snap.pop("window")
+                snap["sum"] = _json_number(snap["sum"])
+                row.update(snap)
+                row["windows"] = {}
+                for w in windows:
+                    ws = s.snapshot(w, tuple(quantiles)).to_dict()
+                    ws.pop("window")
+                    ws["sum"] = _json_number(ws["sum"])
+                    row["windows"][format_value(float(w))] = ws
+            else:
+                assert isinstance(s, (Counter, Gauge))
+                row["value"] = _json_number(s.value)
+            rows.append(row)
+        out.append(
+            {
+                "name": fam.name,
+                "kind": fam.kind.value,
+                "help": fam.help,
+                "label_names": list(fam.label_names),
+                "series": rows,
+            }
+        )
+    return out
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(text: str) -> str:
+    # spreadsheet formula injection: a text cell must not start like a formula
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _labels_cell(labels: dict[str, str]) -> str:
+    return _cell(json.dumps(labels, sort_keys=True, ensure_ascii=False)) if labels else ""
+
+
+def csv_text(
+    families: Iterable[MetricFamily[Any]],
+    *,
+    quantiles: Sequence[float],
+    windows: Sequence[float],
+) -> str:
+    """Current values as CSV: ``name,kind,labels,window,stat,value`` (labels as JSON)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["name", "kind", "labels", "window", "stat", "value"])
+    for fam in families:
+        for s in fam.all_series():
+            labels = _labels_cell(s.labels)
+            if isinstance(s, Histogram):
+                for window in (None, *windows):
+                    snap = s.snapshot(window, tuple(quantiles))
+                    wtext = "" if window is None else format_value(float(window))
+                    stats: list[tuple[str, float | None]] = [
+                        ("count", snap.count),
+                        ("sum", snap.sum),
+                        ("min", snap.min),
+                        ("max", snap.max),
+                        ("mean", snap.mean),
+                    ]
+                    stats += [(f"q{format_value(float(q))}", v) for q, v in snap.quantiles.items()]
+                    for stat, v in stats:
+                        w.writerow([fam.name, fam.kind.value, labels, wtext, stat, _csv_num(v)])
+            else:
+                assert isinstance(s, (Counter, Gauge))
+                w.writerow([fam.name, fam.kind.value, labels, "", "value", _csv_num(s.value)])
+    return buf.getvalue()
+
+
+def _csv_num(v: float | None) -> str:
+    if v is None or math.isnan(v):
+        return ""
+    return format_value(v)
+
+
+def history_csv(rows: Iterable[tuple[str, dict[str, str], str, Sequence[HistoryPoint]]]) -> str:
+    """History as CSV: ``time,name,labels,stat,resolution,value,min,max,samples``."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["time", "name", "labels", "stat", "resolution", "value", "min", "max", "samples"])
+    for name, labels, stat, points in rows:
+        lc = _labels_cell(labels)
+        for p in points:
+            w.writerow(
+                [
+                    format_value(p.time),
+                    name,
+                    lc,
+                    stat,
+                    format_value(p.resolution),
+                    _csv_num(p.value),
+                    _csv_num(p.min),
+                    _csv_num(p.max),
+                    p.samples,
+                ]
+            )
+    return buf.getvalue()
