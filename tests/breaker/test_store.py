@@ -9,6 +9,7 @@ checks the server-time path.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 
@@ -268,15 +269,45 @@ def test_a_lost_shared_permit_expires(client: Any, clock: ManualClock) -> None:
     assert store.execute(cfg, StoreRequest("acquire")).permit > 0
 
 
-def test_corrupt_state_in_redis_does_not_crash_the_caller(client: Any, clock: ManualClock) -> None:
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        "exploded|NaN|x|-7|||||||||||",
+        "closed|1|2",
+        "|||||||||||||||||||||||",
+        "open|0|9e999|0|0|0|-5|-5|0|77|0|0|0|0|why",
+        "\xff\x00 not ours",
+    ],
+)
+def test_corrupt_state_in_redis_does_not_crash_the_caller(
+    client: Any, clock: ManualClock, corrupt: str
+) -> None:
     store = RedisStateStore(client, clock=clock)
     state_key, window_key, _ = store.keys("x")
-    client.hset(state_key, mapping={"state": "exploded", "gen": "NaN", "calls": "-7", "pos": "x"})
+    client.set(state_key, corrupt)
     client.set(window_key, "garbage")
     b = CircuitBreaker("x", state_store=store, clock=clock, consecutive_failures=2)
+    # Whatever the garbage said, the call runs or is rejected; nothing else
+    # reaches the caller.
+    with contextlib.suppress(CircuitOpenError):
+        assert b.call(ok) == "ok"
+    assert b.metrics().shared_state == "connected"
+    b.reset()
     assert b.call(ok) == "ok"
     trip(b, 2)
     assert b.state is BreakerState.OPEN
+    assert b.metrics().shared_state == "connected"
+
+
+def test_a_foreign_value_under_the_state_key_is_replaced(client: Any, clock: ManualClock) -> None:
+    store = RedisStateStore(client, clock=clock)
+    state_key, _, _ = store.keys("x")
+    client.hset(state_key, mapping={"state": "open"})
+    b = CircuitBreaker("x", state_store=store, clock=clock, consecutive_failures=1)
+    assert b.call(ok) == "ok"
+    assert b.metrics().shared_state == "connected"
+    trip(b, 1)
+    assert client.get(state_key).startswith(b"open|")
 
 
 def test_the_lua_table_is_the_python_table() -> None:

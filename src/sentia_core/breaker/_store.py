@@ -21,7 +21,8 @@ Operations (``StoreRequest.op``):
 * ``read``: the current state (used to refresh a mirror).
 
 Keys (hash-tagged on the breaker's name, so one Redis Cluster slot holds
-them): ``{ns}:{breaker:NAME}:state`` (hash), ``...:window`` (string or hash),
+them): ``{ns}:{breaker:NAME}:state`` (one '|'-separated string: one GET and
+at most one SET per operation), ``...:window`` (string or hash),
 ``...:permits`` (sorted set). All expire after ``key_ttl`` seconds without use.
 Every process sharing a breaker must use the same configuration: each
 operation carries the caller's thresholds.
@@ -131,7 +132,6 @@ def _lua_transitions() -> str:
 
 #: The script; ``__TRANSITIONS__`` is replaced by the table from ``_state.py``.
 _LUA_TEMPLATE = r"""
-local T = __TRANSITIONS__
 local VALID = {closed = true, open = true, half_open = true, forced_open = true, disabled = true}
 local function num(v, d)
   local n = tonumber(v)
@@ -166,14 +166,35 @@ local function now()
 end
 local function nowsec() return math.floor(now() / 1000) end
 
-local f = redis.call('HMGET', H, 'state', 'gen', 'open_until', 'trips', 'opened', 'consec',
-  'calls', 'fail', 'slow', 'pos', 'head', 'trial_ok', 'reason', 'changed_at')
+-- The state is one string (one GET, one SET): state|gen|open_until|trips|opened|consec|
+-- calls|fail|slow|pos|head|trial_ok|changed_at|next_permit|reason
+local raw = redis.pcall('GET', H)
+if type(raw) ~= 'string' then
+  if type(raw) == 'table' then redis.call('DEL', H) end  -- a foreign value: replace it
+  raw = ''
+end
+local f = {}
+do
+  local start = 1
+  for i = 1, 14 do
+    local stop = string.find(raw, '|', start, true)
+    if stop == nil then break end
+    f[i] = string.sub(raw, start, stop - 1)
+    start = stop + 1
+  end
+  f[15] = string.sub(raw, start)
+end
 local state = f[1] or 'closed'
 if not VALID[state] then state = 'closed' end
 local gen, open_until, trips, opened = num(f[2], 0), num(f[3], 0), num(f[4], 0), num(f[5], 0)
 local consec, calls, fail, slow = num(f[6], 0), num(f[7], 0), num(f[8], 0), num(f[9], 0)
 local pos, head, trial_ok = num(f[10], 0), num(f[11], -1), num(f[12], 0)
-local reason, changed_at = f[13] or '', num(f[14], 0)
+local changed_at, next_permit, reason = num(f[13], 0), num(f[14], 0), f[15] or ''
+if gen < 0 or trips < 0 or consec < 0 or pos < 0 or next_permit < 0 then
+  gen, trips, consec, pos, next_permit = 0, 0, 0, 0, 0
+end
+if open_until < 0 or open_until > 1e15 then open_until = 0 end  -- not a time: due now
+if changed_at < 0 or changed_at > 1e15 then changed_at = 0 end
 if calls < 0 or fail < 0 or slow < 0 or calls > 2^40 then
   calls, fail, slow, pos, head = 0, 0, 0, 0, -1
   redis.call('DEL', W)
@@ -185,6 +206,7 @@ local function clear_window()
 end
 
 local function move(trigger, why)
+  local T = __TRANSITIONS__  -- built only when a transition happens
   local nxt = T[state .. ':' .. trigger]
   if nxt == nil then
     return error('sentia: no transition from ' .. state .. ' on ' .. trigger)
@@ -208,7 +230,7 @@ local function trip(trigger, why)
   if mult > 1 and trips > 1 then
     timeout = math.min(reset_ms * mult ^ (trips - 1), max_ms)
   end
-  open_until = now() + timeout
+  open_until = math.floor(now() + timeout)
   move(trigger, why .. '; open for ' .. string.format('%g', timeout / 1000) .. 's')
 end
 
@@ -247,13 +269,15 @@ local function record(outcome)
       calls = calls + 1
     end
     redis.call('SETRANGE', W, pos, tostring(outcome))
-    w_touched = true
+    -- TTLs are refreshed once per lap of the ring, not on every call
+    if pos == 0 or calls < wsize then w_touched = true end
     pos = (pos + 1) % wsize
   else
+    local before = head
     advance(nowsec())
     local i = nowsec() % wsize
     redis.call('HINCRBY', W, 'c' .. i, 1)
-    w_touched = true
+    if head ~= before then w_touched = true end  -- once per second
     if bf == 1 then redis.call('HINCRBY', W, 'f' .. i, 1) end
     if bs == 1 then redis.call('HINCRBY', W, 's' .. i, 1) end
     calls = calls + 1
@@ -288,7 +312,8 @@ if op == 'acquire' then
   if state == 'half_open' then
     redis.call('ZREMRANGEBYSCORE', P, '-inf', now())
     if redis.call('ZCARD', P) < ho_max then
-      permit = redis.call('HINCRBY', H, 'next_permit', 1)
+      next_permit = next_permit + 1
+      permit = next_permit
       redis.call('ZADD', P, now() + ho_ms, permit)
       p_touched = true
     end
@@ -328,21 +353,15 @@ else
   return error('sentia: unknown op ' .. tostring(op))
 end
 
-local FIELDS = {'state', 'gen', 'open_until', 'trips', 'opened', 'consec', 'calls', 'fail',
-  'slow', 'pos', 'head', 'trial_ok', 'reason', 'changed_at'}
-local values = {state, gen, open_until, trips, opened, consec, calls, fail, slow, pos, head,
-  trial_ok, reason, changed_at}
-local changed = {}
-for i = 1, #FIELDS do
-  local v = values[i]
-  if type(v) == 'number' then v = string.format('%.0f', v) end
-  if v ~= f[i] then
-    changed[#changed + 1] = FIELDS[i]
-    changed[#changed + 1] = v
-  end
+local out = table.concat({state, gen, open_until, trips, opened, consec, calls, fail, slow, pos,
+  head, trial_ok, changed_at, next_permit, reason}, '|')
+if out ~= raw then
+  redis.call('SET', H, out, 'PX', ttl_ms)
+elseif op ~= 'record' then
+  -- The TTL is refreshed whenever the state changes or is consulted; a record
+  -- that changed nothing (a success into a clean window) leaves it alone.
+  redis.call('PEXPIRE', H, ttl_ms)
 end
-if #changed > 0 then redis.call('HSET', H, unpack(changed)) end
-redis.call('PEXPIRE', H, ttl_ms)
 if w_touched then redis.call('PEXPIRE', W, ttl_ms) end
 if p_touched then redis.call('PEXPIRE', P, ttl_ms) end
 local retry = 0
