@@ -44,24 +44,46 @@ def test_round_robin_visits_each_in_turn() -> None:
     assert [rr.choose(cands, idle).id for _ in range(7)] == list("abcabca")
 
 
-def test_smooth_weighted_round_robin_interleaves_like_nginx() -> None:
+# The registry hands balancers cached tuples (SWRR precomputes one period for
+# those); anything else (a retry's leftovers, a list) runs step by step.
+CONTAINERS = [tuple, list]
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_smooth_weighted_round_robin_interleaves_like_nginx(container: type) -> None:
     swrr = SmoothWeightedRoundRobin()
-    cands = pool(5, 1, 1)
+    cands = container(pool(5, 1, 1))
     # nginx's documented sequence for weights 5, 1, 1
-    assert "".join(swrr.choose(cands, idle).id for _ in range(7)) == "aabacaa"
+    assert "".join(swrr.choose(cands, idle).id for _ in range(14)) == "aabacaa" * 2
 
 
-@given(st.lists(st.integers(min_value=1, max_value=20), min_size=1, max_size=8), st.integers(1, 3))
-def test_smooth_weighted_round_robin_gives_exact_shares(weights: list[int], cycles: int) -> None:
+def test_smooth_weighted_round_robin_reduces_the_period_by_the_gcd() -> None:
     swrr = SmoothWeightedRoundRobin()
-    cands = pool(*weights)
+    cands = tuple(pool(50, 10, 10))
+    assert "".join(swrr.choose(cands, idle).id for _ in range(7)) == "aabacaa"
+    huge = tuple(pool(5000, 1))  # period 5001 > MAX_PLAN: step by step, same shares
+    picks = collections.Counter(swrr.choose(huge, idle).id for _ in range(5001))
+    assert dict(picks) == {"a": 5000, "b": 1}
+
+
+@given(
+    st.lists(st.integers(min_value=1, max_value=20), min_size=1, max_size=8),
+    st.integers(1, 3),
+    st.sampled_from(CONTAINERS),
+)
+def test_smooth_weighted_round_robin_gives_exact_shares(
+    weights: list[int], cycles: int, container: type
+) -> None:
+    swrr = SmoothWeightedRoundRobin()
+    cands = container(pool(*weights))
     picks = collections.Counter(swrr.choose(cands, idle).id for _ in range(sum(weights) * cycles))
     assert {c.id: c.weight * cycles for c in cands} == dict(picks)
 
 
-def test_smooth_weighted_round_robin_stays_exact_across_threads() -> None:
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_smooth_weighted_round_robin_stays_exact_across_threads(container: type) -> None:
     swrr = SmoothWeightedRoundRobin()
-    cands = pool(4, 2, 1)
+    cands = container(pool(4, 2, 1))
     counts: collections.Counter[str] = collections.Counter()
     lock = threading.Lock()
     barrier = threading.Barrier(7)

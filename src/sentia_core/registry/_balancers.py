@@ -11,6 +11,7 @@ several threads, and must not block.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import threading
 from collections.abc import Callable, Sequence
@@ -85,15 +86,44 @@ class SmoothWeightedRoundRobin:
     and picks of a heavy instance are spread out (5:1:1 gives
     ``a a b a c a a``, not ``a a a a a b c``). With equal weights it is plain
     round robin.
+
+    The sequence is periodic, so for the registry's cached candidate tuples
+    (and a period, ``sum(weights) / gcd``, of at most 4096) one period is
+    computed once and each pick is a lock-free counter step, as cheap as round
+    robin. Other candidate sequences (a retry's leftovers) run the algorithm
+    incrementally under a lock.
     """
 
-    __slots__ = ("_current", "_lock")
+    __slots__ = ("_current", "_lock", "_plan")
+
+    #: longest precomputed period (picks).
+    MAX_PLAN = 4096
 
     def __init__(self) -> None:
         self._current: dict[str, int] = {}
         self._lock = threading.Lock()
+        # (the candidates tuple the plan is for, the plan, its counter)
+        self._plan: tuple[object, tuple[Instance, ...], itertools.count[int]] = (
+            None,
+            (),
+            itertools.count(),
+        )
 
     def choose(self, candidates: Sequence[Instance], load: Load) -> Instance:
+        plan = self._plan
+        if candidates is plan[0]:
+            return plan[1][next(plan[2]) % len(plan[1])]
+        if type(candidates) is tuple:
+            weights = [c.weight for c in candidates]
+            divisor = math.gcd(*weights)
+            if sum(weights) // divisor <= self.MAX_PLAN:
+                sequence = tuple(_smooth_sequence(candidates, [w // divisor for w in weights]))
+                counter = itertools.count()
+                self._plan = (candidates, sequence, counter)
+                return sequence[next(counter) % len(sequence)]
+        return self._step(candidates)
+
+    def _step(self, candidates: Sequence[Instance]) -> Instance:
         with self._lock:
             current = self._current
             if len(current) > 2 * len(candidates) + 16:
@@ -113,8 +143,20 @@ class SmoothWeightedRoundRobin:
             return best
 
 
-def _score(inst: Instance, load: Load) -> float:
-    return (load(inst) + 1) / inst.weight
+def _smooth_sequence(candidates: Sequence[Instance], weights: list[int]) -> list[Instance]:
+    """One period of nginx's smooth weighted round robin, from a zero state."""
+    total = sum(weights)
+    current = [0] * len(weights)
+    out = []
+    for _ in range(total):
+        best = 0
+        for k, w in enumerate(weights):
+            current[k] += w
+            if current[k] > current[best]:
+                best = k
+        current[best] -= total
+        out.append(candidates[best])
+    return out
 
 
 class LeastOutstanding:
@@ -136,10 +178,10 @@ class LeastOutstanding:
         n = len(candidates)
         start = int(self._random() * n)
         best = candidates[start]
-        best_score = _score(best, load)
-        for k in range(1, n):
-            inst = candidates[(start + k) % n]
-            score = _score(inst, load)
+        best_score = (load(best) + 1) / best.weight
+        for k in range(start + 1 - n, start):  # every other index, wrapping around
+            inst = candidates[k]
+            score = (load(inst) + 1) / inst.weight
             if score < best_score:
                 best, best_score = inst, score
         return best
@@ -170,7 +212,8 @@ class PowerOfTwoChoices:
         if j >= i:
             j += 1
         a, b = candidates[i], candidates[j]
-        return b if _score(b, load) < _score(a, load) else a
+        # (load_b + 1) / w_b < (load_a + 1) / w_a, without division
+        return b if (load(b) + 1) * a.weight < (load(a) + 1) * b.weight else a
 
 
 #: The strategy names :meth:`ServiceRegistry.choose` accepts.

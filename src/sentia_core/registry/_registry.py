@@ -283,6 +283,7 @@ class ServiceRegistry:
         self._fall = check_int("unhealthy_threshold", unhealthy_threshold, minimum=1)
         self._deregister_after = check_optional_positive("deregister_after", deregister_after)
         self._refresh_interval = check_positive("refresh_interval", refresh_interval)
+        self._stale_after = 2 * self._refresh_interval
         self._sweep_interval = (
             self._heartbeat_interval
             if sweep_interval is None
@@ -651,7 +652,7 @@ class ServiceRegistry:
             return True
         # With the background thread running it refreshes views; without it,
         # a view older than two refresh intervals is reloaded on use.
-        return self._thread is None and now - view.loaded_at > 2 * self._refresh_interval
+        return self._thread is None and now - view.loaded_at > self._stale_after
 
     def _view(self, service: str, now: float) -> ServiceView:
         view = self._views.get(service)
@@ -689,6 +690,7 @@ class ServiceRegistry:
         return view
 
     def _balancer(self, view: ServiceView, strategy: object) -> Balancer:
+        """The view's balancer for ``strategy``, made (and validated) on first use."""
         key = self._strategy if strategy is None else strategy
         balancer = view.balancers.get(key)
         if balancer is None:
@@ -731,7 +733,10 @@ class ServiceRegistry:
             with view.lock:
                 view.no_instance_errors += 1
             raise NoHealthyInstanceError(service)
-        return self._balancer(view, strategy).choose(cands, view.outstanding)
+        balancer = view.balancers.get(self._strategy if strategy is None else strategy)
+        if balancer is None:
+            balancer = self._balancer(view, strategy)
+        return balancer.choose(cands, view.outstanding)
 
     # calling -----------------------------------------------------------------------------
 
@@ -850,8 +855,13 @@ class ServiceRegistry:
                 raise retry.last_error
             cause = retry.rejection if retry is not None else None
             raise NoHealthyInstanceError(view.service) from cause
-        inst = self._balancer(view, strategy).choose(cands, view.outstanding)
-        counters = view.counters_for(inst)
+        balancer = view.balancers.get(self._strategy if strategy is None else strategy)
+        if balancer is None:
+            balancer = self._balancer(view, strategy)
+        inst = balancer.choose(cands, view.outstanding)
+        counters = view.counters.get(inst.id)
+        if counters is None:
+            counters = view.counters_for(inst)
         breaker = counters.breaker
         if breaker is None:
             made = self._breaker_factory(counters.breaker_name)
