@@ -15,10 +15,12 @@ Grammar (PromQL-flavoured, deliberately tiny)::
 
 A bare selector reads a gauge or counter (summed over the matching series).
 ``rate``/``increase`` read a counter (or a histogram's count) from samples
-taken at each evaluation; the STAT functions read a histogram, merged over the
-matching series, over the window in brackets or over all time. Anything with
+taken at each evaluation (a metric that does not exist yet reads as 0, so a
+counter created between two evaluations counts from zero); the STAT
+functions read a histogram, merged over the matching series, over the window
+in brackets or over all time. Anything with
 no data (no series yet, an empty window, a division by zero, a rate with only
-one sample) evaluates to None, which alert rules treat as "not breaching".
+one sample so far) evaluates to None, which alert rules treat as "not breaching".
 
 Examples: ``system_cpu_percent``, ``p95(http_request_seconds[5m])``,
 ``rate(app_errors_total[5m]) / rate(app_requests_total[5m])``,
@@ -241,8 +243,7 @@ def _rate(expr: Call, source: MetricSource, now: float, state: EvalState) -> flo
     if samples is None:
         samples = state.samples[expr] = deque()
     if value is None:
-        samples.clear()
-        return None
+        value = 0.0  # a counter nobody has created yet has counted nothing
     window = expr.window
     assert window is not None
     # at most ~256 samples per window: a reading closer than window/256 to the

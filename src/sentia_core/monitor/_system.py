@@ -2,7 +2,9 @@
 
 CPU percentages are computed from the difference of ``cpu_times()`` between
 two samples (this collector's own previous sample, not psutil's shared
-``cpu_percent`` state, so several collectors do not disturb each other).
+``cpu_percent`` state, so several collectors do not disturb each other); the
+very first sample reports the average since boot (the process: since it
+started).
 Cumulative OS counters (disk and network bytes, process CPU seconds) are
 reported as totals; the monitor turns them into counters. Anything the
 platform cannot tell (load average on some systems, disk I/O in some
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -43,7 +46,7 @@ class SystemSample:
         load1: 1-minute load average.
         load5: 5-minute load average.
         load15: 15-minute load average.
-        process_cpu_percent: this process's CPU % (of one core) since the previous sample.
+        process_cpu_percent: this process's CPU % (100 = one core) since the previous sample.
         process_cpu_seconds: this process's user + system CPU seconds.
         process_resident_memory_bytes: this process's RSS.
         process_threads: this process's threads.
@@ -98,16 +101,16 @@ class SystemCollector:
     def __init__(
         self, disk_paths: Sequence[str] = ("/",), now: Callable[[], float] | None = None
     ) -> None:
-        import time
-
         self.disk_paths = tuple(disk_paths)
         self._now = now or time.monotonic
         self._lock = threading.Lock()
         self._process = psutil.Process(os.getpid())
-        self._last_cpu = _cpu_busy_idle()
+        # the first sample reports averages since boot / since the process started
+        self._last_cpu = (0.0, 0.0)
         self._last_proc: tuple[float, float] | None = None
         try:
-            self._last_proc = (self._now(), self._proc_seconds())
+            age = max(0.0, time.time() - self._process.create_time())
+            self._last_proc = (self._now() - age, 0.0)
         except psutil.Error:
             self._last_proc = None
 
