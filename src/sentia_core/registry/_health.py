@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 _USER_AGENT = "sentia-core-health-check/1"
+#: most bytes of a health-check response body that are read (and discarded).
+_MAX_BODY = 65536
 
 
 @runtime_checkable
@@ -140,7 +142,11 @@ class HttpCheck:
                 return False
             try:
                 conn.request("GET", path, headers={"User-Agent": _USER_AGENT})
-                status = conn.getresponse().status
+                response = conn.getresponse()
+                status = response.status
+                # drain a little so the connection closes cleanly (no RST);
+                # never more than _MAX_BODY bytes, whatever the server sends
+                response.read(_MAX_BODY)
             finally:
                 conn.close()
             return 200 <= status < 300
