@@ -461,18 +461,7 @@ class RateLimiter:
 class _Gate:
     """What ``@limit`` does around a call; shared by the sync and async wrappers."""
 
-    __slots__ = (
-        "adecide",
-        "block",
-        "clock",
-        "cost",
-        "decide",
-        "key",
-        "key_fn",
-        "limiter",
-        "max_wait",
-        "tier",
-    )
+    __slots__ = ("block", "clock", "cost", "key", "key_fn", "limiter", "max_wait", "tier")
 
     def __init__(
         self,
@@ -492,8 +481,6 @@ class _Gate:
         self.block = block
         self.max_wait = max_wait
         self.clock = limiter._clock
-        self.decide = limiter._decide[tier]
-        self.adecide = limiter._adecide[tier]
 
     def key_for(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         key_fn = self.key_fn
@@ -501,9 +488,6 @@ class _Gate:
 
     def denied(self, decision: RateDecision, deadline: float | None) -> tuple[float, float]:
         """After a denial: ``(seconds to sleep, deadline)``, or raise ``RateLimitExceeded``."""
-        limiter = self.limiter
-        if limiter.listeners:
-            limiter._denied(decision)
         retry = decision.retry_after
         if self.block:
             now = self.clock.monotonic()
@@ -514,14 +498,16 @@ class _Gate:
         raise RateLimitExceeded(self.tier, decision.key, retry)
 
     def wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
-        decide, cost, key_for, sleep = self.decide, self.cost, self.key_for, self.clock.sleep
+        # Through hit(): the in-memory path is inlined there, and it emits the events.
+        hit, tier, cost, key_for = self.limiter.hit, self.tier, self.cost, self.key_for
+        sleep = self.clock.sleep
 
         @functools.wraps(fn)
         def limited(*args: P.args, **kwargs: P.kwargs) -> R:
             key = key_for(args, kwargs)
             deadline = None
             while True:
-                decision = decide(key, cost, True)
+                decision = hit(tier, key, cost)
                 if decision.allowed:
                     return fn(*args, **kwargs)
                 delay, deadline = self.denied(decision, deadline)
@@ -530,7 +516,7 @@ class _Gate:
         return limited
 
     def wrap_async(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-        adecide, cost, key_for = self.adecide, self.cost, self.key_for
+        ahit, tier, cost, key_for = self.limiter.ahit, self.tier, self.cost, self.key_for
         async_sleep = self.clock.async_sleep
 
         @functools.wraps(fn)
@@ -538,7 +524,7 @@ class _Gate:
             key = key_for(args, kwargs)
             deadline = None
             while True:
-                decision = await adecide(key, cost, True)
+                decision = await ahit(tier, key, cost)
                 if decision.allowed:
                     return await fn(*args, **kwargs)
                 delay, deadline = self.denied(decision, deadline)
