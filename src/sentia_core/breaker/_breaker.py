@@ -125,7 +125,7 @@ class CircuitBreaker:
         ignore_exceptions: tuple[ExceptionRule, ...] | type[BaseException] = (),
         failure_predicate: ResultPredicate | Callable[[Any], bool] | None = None,
         fallback: Callable[..., Any] | None = None,
-        state_store: object = None,
+        state_store: StateStore | None = None,
         clock: Clock = SYSTEM_CLOCK,
         history_size: int = 50,
     ) -> None:

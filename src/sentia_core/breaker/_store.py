@@ -375,6 +375,9 @@ return table.concat({state, gen, string.format('%.0f', retry), permit, calls, fa
 LUA_SCRIPT = _LUA_TEMPLATE.replace("__TRANSITIONS__", _lua_transitions())
 
 
+_STATES = {state.value.encode(): state for state in BreakerState}
+
+
 def parse_reply(raw: Any) -> StoreReply:
     """Turn the script's reply (``state|gen|retry_ms|permit|calls|failures|slow|
     consecutive|opened|changed_ms|reason``) into a :class:`StoreReply`.
@@ -390,10 +393,12 @@ def parse_reply(raw: Any) -> StoreReply:
     parts = raw.split(b"|", 10)
     if len(parts) != 11:
         raise ValueError(f"unexpected breaker store reply: {raw!r:.200}")
+    state = _STATES.get(parts[0])
+    if state is None:
+        raise ValueError(f"unknown state in breaker store reply: {raw!r:.200}")
     try:
-        state = BreakerState(parts[0].decode("ascii"))
-        ints = [int(p) for p in parts[1:10]]
-    except (UnicodeError, ValueError) as exc:
+        ints = list(map(int, parts[1:10]))
+    except ValueError as exc:
         raise ValueError(f"malformed breaker store reply: {raw!r:.200}") from exc
     if min(ints) < 0:
         raise ValueError(f"negative field in breaker store reply: {raw!r:.200}")
