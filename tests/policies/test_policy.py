@@ -216,7 +216,8 @@ def test_a_per_attempt_timeout_abandons_a_hung_attempt_and_the_retry_succeeds() 
     release = threading.Event()
     calls = []
 
-    @Policy(retry=Retry(attempts=2, backoff=0.0), timeout=Timeout(0.02))
+    # 0.5 s: long enough for a busy machine to run the quick second attempt in time.
+    @Policy(retry=Retry(attempts=3, backoff=0.0), timeout=Timeout(0.5))
     def fetch() -> str:
         calls.append(1)
         if len(calls) == 1:

@@ -17,6 +17,9 @@ from sentia_core.testing import ManualClock
 
 # A deadline short enough to keep the suite fast; tests assert outcomes, never durations.
 SHORT = 0.02
+# For sync tests that need the worker to have *started* the call before the caller
+# gives up: generous, because a loaded CI machine may take a while to schedule it.
+STARTED_WITHIN = 0.5
 
 
 def wait_until(condition: Callable[[], bool], what: str) -> None:
@@ -122,19 +125,23 @@ async def test_cancelling_the_caller_is_a_cancellation_not_a_timeout() -> None:
 
 
 def test_a_hung_sync_call_is_abandoned_and_counted() -> None:
-    t = Timeout(SHORT, name="legacy")
+    t = Timeout(STARTED_WITHIN, name="legacy")
+    assert t.call(lambda: "warm") == "warm"  # a worker is up and idle
+    started = threading.Event()
     release = threading.Event()
     finished = threading.Event()
     events: list[TimeoutEvent] = []
     t.add_listener(events.append)
 
     def hang() -> str:
+        started.set()
         release.wait(30)
         finished.set()
         return "late"
 
     with pytest.raises(CallTimeoutError):
         t.call(hang)
+    assert started.is_set()
     s = t.stats()
     assert (s.abandoned, s.abandoned_running, s.timeouts) == (1, 1, 1)
     assert [e.kind for e in events] == ["abandoned"]
@@ -175,11 +182,19 @@ def test_the_worker_sees_the_callers_context_and_deadline() -> None:
 
 
 def test_when_every_worker_is_stuck_new_calls_time_out_without_starting() -> None:
-    t = Timeout(SHORT, max_workers=1)
+    t = Timeout(STARTED_WITHIN, max_workers=1)
+    assert t.call(lambda: "warm") == "warm"
+    started = threading.Event()
     release = threading.Event()
     ran = []
+
+    def hang() -> None:
+        started.set()
+        release.wait(30)
+
     with pytest.raises(CallTimeoutError):
-        t.call(release.wait, 30)
+        t.call(hang)
+    assert started.is_set()
     with pytest.raises(CallTimeoutError):
         t.call(ran.append, "should never run")
     s = t.stats()
