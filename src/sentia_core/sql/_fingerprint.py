@@ -1,0 +1,846 @@
+"""Fingerprinting and redaction of SQL text, without a parser.
+
+Theory of operation
+-------------------
+A fingerprint is the statement's *shape*: comments removed, keywords
+upper-cased, identifiers as written (quoted ones stay quoted), every literal
+and driver placeholder replaced by ``?``, spacing canonical, ``IN`` lists of
+literals cut to their first element, extra ``VALUES`` rows dropped and
+``ARRAY[...]`` of literals folded to ``?``.
+
+There are two implementations of the one definition:
+
+* :func:`_tokenize_fingerprint`, the *general path*, is the definition. One
+  compiled regular expression, :data:`_TOKEN`, is matched repeatedly from a
+  position; each match skips whitespace and comments and captures one token
+  in exactly one group, so ``m.lastindex`` tells the token's kind. A loop
+  rewrites the stream, keeping a small stack per open bracket (where the
+  group began in the output, whether it holds only literals, where its first
+  comma went) so closing an ``IN (...)`` group can cut the output back.
+  It handles everything: nested comments, dollar quotes, ``E''`` escapes,
+  unterminated literals, odd characters.
+
+* :func:`_fast_fingerprint`, the *fast path*. In CPython every regex match
+  driven from Python costs about as much as a dozen C-level string scans, so
+  a per-token loop cannot keep up with ``pglast.fingerprint`` (C). The fast
+  path does the same job with whole-string C operations: ``str.split`` on
+  quotes replaces string literals, ``str.replace`` spaces out punctuation,
+  ``str.split`` yields the tokens, and one comprehension maps each token
+  through a cache (keywords upper-cased, numbers and placeholders to ``?``;
+  a token never seen before is cut up by the general tokenizer itself, so
+  both paths agree on what a token is). Context rules (signs, ``IS NULL``,
+  ``IN`` lists, ``VALUES`` rows) run only when their trigger token is there.
+  Whenever the text holds anything the fast path is not sure about (comments
+  next to quotes, backslashes, dollar quotes, brackets, unusual quoted
+  identifiers, unbalanced brackets...) it gives up and the general path runs.
+  A differential property test holds the two paths to the same output.
+
+Keywords carry a ``\\x01`` sentinel inside the fast path, so that later
+whole-string passes can tell ``IN (`` (keyword) from ``fn(`` (identifier)
+without re-tokenizing; the sentinel is removed before returning.
+
+Malformed input never raises. An unterminated string, quoted identifier or
+dollar quote swallows the rest of the text as one literal (so a truncated
+statement cannot leak the tail of a secret); an unterminated comment is
+dropped. These, and unequal numbers of opening and closing brackets, set the
+``malformed`` flag returned next to the fingerprint.
+
+The patterns avoid nested unbounded quantifiers that could backtrack
+exponentially, and the token alternatives always match something (a final
+``\\Z`` alternative catches the end), so the whitespace skipper is never
+backtracked into.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+__all__ = [
+    "KEYWORDS",
+    "fingerprint",
+    "fingerprint_ex",
+    "redact",
+    "shape_id",
+    "split_statements",
+    "statement_kind",
+]
+
+# Token groups, numbered as they appear in _TOKEN.
+_STR = 1
+_WORD = 2
+_NUM = 3
+_QID = 4
+_DOL = 5  # group 6 is the dollar tag, nested inside 5
+_PH = 7
+_PUNCT = 8
+_NEST = 9
+_OP = 10
+_UNTERM = 11
+_END = 12
+_OTHER = 13
+
+_TOKEN = re.compile(
+    # Skip whitespace, line comments and non-nested block comments. A nested
+    # block comment stops the skipper and is handled by _NEST.
+    r"(?:\s+|--[^\n]*|/\*(?:[^*/]|\*(?!/)|/(?!\*))*\*/)*"
+    r"(?:"
+    # 1 string literals: E'..' with backslash escapes, then plain/B/X/N/U& ones.
+    r"([Ee]'(?:[^'\\]|\\[\s\S]|'')*'|(?:[BbXxNn]|[Uu]&)?'[^']*(?:''[^']*)*')"
+    # 2 words: keywords and unquoted identifiers.
+    r"|([A-Za-z_\u0080-\U0010ffff][\w$]*)"
+    # 3 numbers: hex, integers (with _ separators), decimals, exponents.
+    r"|(0[xX][0-9A-Fa-f_]+|(?:[0-9][0-9_]*(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
+    # 4 quoted identifiers: "..", U&"..", `..`.
+    r'|((?:[Uu]&)?"[^"]*(?:""[^"]*)*"|`[^`]*`)'
+    # 5 dollar-quoted strings (6 is the tag).
+    r"|(\$((?:[A-Za-z_\u0080-\U0010ffff]\w*)?)\$[\s\S]*?\$\6\$)"
+    # 7 driver placeholders: ?, ?1, %s, %(name)s, $1, :name, @name, $name.
+    r"|(\?[0-9]*|%[sbt](?!\w)|%\([^()]*\)[sbt]|\$[0-9]+|[:@$][A-Za-z_]\w*)"
+    # 8 punctuation.
+    r"|(::|[(),;\[\].])"
+    # 9 a block comment with a nested /* inside (PostgreSQL nests comments).
+    r"|(/\*)"
+    # 10 operators: the common multi-character ones, then any single one.
+    r"|(<>|!=|<=|>=|->>|->|#>>|#>|@>|<@|&&|\|\|/|\|\||!~~\*|!~~|~~\*|~~|!~\*|!~|~\*"
+    r"|<<=|>>=|<<|>>|:=|=>|[-+*/<>=~!@#%^&|:])"
+    # 11 unterminated string, identifier or dollar quote: the rest of the text.
+    r"|((?:[EeBbXxNn]|[Uu]&)?'[\s\S]*|(?:[Uu]&)?\"[\s\S]*|`[\s\S]*"
+    r"|\$(?:[A-Za-z_\u0080-\U0010ffff]\w*)?\$[\s\S]*)"
+    # 12 end of text.
+    r"|(\Z)"
+    # 13 any other single character.
+    r"|([\s\S])"
+    r")"
+)
+
+# Output classes (what the previous emitted token was). Classes below _SPACE
+# take no space after them.
+_START = 0
+_OPEN = 1
+_DOT = 2
+_SPACE = 3
+_IDENT = 3
+_KW = 4
+_FUNC = 5  # keyword whose "(" hugs it like a function's: ANY(, SOME(, CAST(
+_VAL = 6
+_CLOSE = 7
+_COMMA = 8
+_OPER = 9
+_SEMI = 10
+
+# Keywords that need more than upper-casing.
+_SP_NONE = 0
+_SP_IN = 1
+_SP_VALUES = 2
+_SP_ARRAY = 3
+_SP_CONST = 4  # NULL, TRUE, FALSE: literals unless right after IS or NOT
+_SP_IS = 5  # IS, NOT
+
+#: Words upper-cased as keywords (everything else is an identifier, kept as
+#: written). Mostly reserved words, so that a column called ``name`` or
+#: ``value`` stays as the application wrote it.
+KEYWORDS = frozenset(
+    """
+    ALL ALTER ANALYZE AND ANY ARRAY AS ASC ASYMMETRIC BEGIN BETWEEN BOTH BY
+    CASCADE CASE CAST CHECK COLLATE COLUMN COMMIT CONCURRENTLY CONFLICT CONSTRAINT
+    CREATE CROSS CURRENT_DATE CURRENT_TIME CURRENT_TIMESTAMP CURRENT_USER DEALLOCATE
+    DEFAULT DEFERRABLE DELETE DESC DISTINCT DO DROP ELSE END ESCAPE EXCEPT EXECUTE
+    EXISTS EXPLAIN FALSE FETCH FILTER FOR FOREIGN FROM FULL GRANT GROUP HAVING
+    ILIKE IN INDEX INNER INSERT INTERSECT INTO IS ISNULL JOIN LATERAL LEADING LEFT
+    LIKE LIMIT LOCALTIME LOCALTIMESTAMP LOCKED MATERIALIZED MERGE NATURAL NOT
+    NOTHING NOTNULL NOWAIT NULL NULLS OFFSET ON ONLY OR ORDER OUTER OVER OVERLAPS
+    PARTITION PLACING PRAGMA PRIMARY RECURSIVE REFERENCES RELEASE RETURNING REVOKE
+    RIGHT ROLLBACK SAVEPOINT SELECT SESSION_USER SET SIMILAR SOME
+    SYMMETRIC TABLE TABLESAMPLE THEN TRAILING TRUE TRUNCATE UNION UNIQUE
+    UPDATE USING VACUUM VALUES VARIADIC VIEW WHEN WHERE WINDOW WITH WITHIN
+    """.split()  # noqa: SIM905 - a word list reads best as words
+)
+_FUNC_KEYWORDS = frozenset({"ANY", "SOME", "CAST"})
+_SPECIAL = {
+    "IN": _SP_IN,
+    "VALUES": _SP_VALUES,
+    "ARRAY": _SP_ARRAY,
+    "NULL": _SP_CONST,
+    "TRUE": _SP_CONST,
+    "FALSE": _SP_CONST,
+    "IS": _SP_IS,
+    "NOT": _SP_IS,
+}
+#: Statement verbs :func:`statement_kind` recognises.
+_VERBS = frozenset(
+    """
+    SELECT INSERT UPDATE DELETE MERGE VALUES TABLE CREATE DROP ALTER TRUNCATE BEGIN
+    COMMIT ROLLBACK SAVEPOINT RELEASE EXPLAIN ANALYZE VACUUM SET PRAGMA GRANT REVOKE
+    EXECUTE DEALLOCATE
+    """.split()  # noqa: SIM905
+)
+
+_WORD_CACHE: dict[str, tuple[str, int, int]] = {}
+_CACHE_MAX = 20_000
+
+
+def _classify(word: str) -> tuple[str, int, int]:
+    upper = word.upper()
+    if upper in KEYWORDS:
+        cls = _FUNC if upper in _FUNC_KEYWORDS else _KW
+        info = (upper, cls, _SPECIAL.get(upper, _SP_NONE))
+    else:
+        info = (word, _IDENT, _SP_NONE)
+    if len(_WORD_CACHE) < _CACHE_MAX:
+        _WORD_CACHE[word] = info
+    return info
+
+
+def _skip_nested_comment(sql: str, pos: int) -> tuple[int, bool]:
+    """From the ``/*`` at ``pos``, the end of the (nested) comment; False if unterminated."""
+    depth = 0
+    n = len(sql)
+    i = pos
+    while i < n:
+        opener = sql.find("/*", i)
+        closer = sql.find("*/", i)
+        if closer < 0:
+            return n, False
+        if 0 <= opener < closer:
+            depth += 1
+            i = opener + 2
+        else:
+            depth -= 1
+            i = closer + 2
+            if depth == 0:
+                return i, True
+    return n, False
+
+
+# ---------------------------------------------------------------------------
+# General path: the definition.
+
+
+def _tokenize_fingerprint(sql: str) -> tuple[str, bool]:
+    match = _TOKEN.match
+    wcache = _WORD_CACHE
+    out: list[str] = []
+    append = out.append
+    # one entry per open bracket:
+    # [kind, out index of the opener, value_only, first comma index, prev before, has_child]
+    stack: list[list[int]] = []
+    prev = _START
+    malformed = False
+    balance = 0  # opening minus closing brackets
+    pending_sign = ""  # a "+" or "-" that may be a literal's sign
+    after_is = False  # the previous token was IS or NOT
+    after_dot = False  # the previous token was "."
+    after_cast = False  # the previous token was "::"
+    opener = _SP_NONE  # the previous token was IN or ARRAY
+    array_at = 0  # where the last ARRAY keyword went in the output
+    array_prev = _START  # and what preceded it
+    # VALUES: 0 none, 1 just after VALUES, 5 in the first row, 2 after a row,
+    # 3 a comma held back, 4 skipping a later row
+    vstate = 0
+    vdepth = -1  # stack depth of the VALUES list
+    skip = 0  # bracket depth while skipping rows
+    pos = 0
+    n = len(sql)
+    while True:
+        m = match(sql, pos)
+        if m is None:  # pragma: no cover - the pattern always matches
+            break
+        pos = m.end()
+        kind = m.lastindex or _OTHER
+        if kind == _END:
+            break
+        if kind == _NEST:
+            pos, ok = _skip_nested_comment(sql, m.start(_NEST))
+            if not ok:
+                malformed = True
+            continue
+        if kind == _UNTERM:
+            # A literal cut short becomes "?"; so does a quoted identifier cut
+            # short, since the rest of the text may be anything.
+            malformed = True
+            pos = n
+            kind = _STR
+            tok = ""
+        else:
+            tok = m.group(kind)
+
+        if vstate:
+            if vstate == 1:  # just after VALUES: a row, or not a list at all
+                vstate = 5 if tok == "(" else 0
+            elif vstate == 4:  # skipping the second and later rows
+                if tok == "(":
+                    skip += 1
+                    balance += 1
+                elif tok == ")":
+                    skip -= 1
+                    balance -= 1
+                    if skip == 0:
+                        vstate = 2
+                continue
+            elif vstate == 2:  # after a row: a comma may start another one
+                if tok == ",":
+                    vstate = 3
+                    continue
+                vstate = 0
+            elif vstate == 3:  # a comma held back
+                if tok == "(":
+                    vstate = 4
+                    skip = 1
+                    balance += 1
+                    continue
+                vstate = 0  # the comma was real
+                append(",")
+                prev = _COMMA
+
+        if pending_sign:
+            if kind in (_NUM, _STR, _PH, _DOL):
+                pending_sign = ""  # a signed literal is one literal
+                if stack and prev not in (_OPEN, _COMMA):
+                    stack[-1][2] = 0
+                if prev >= _SPACE:
+                    append(" ")
+                append("?")
+                prev = _VAL
+                after_is = after_dot = after_cast = False
+                opener = _SP_NONE
+                continue
+            if prev >= _SPACE:
+                append(" ")
+            append(pending_sign)
+            prev = _OPER
+            pending_sign = ""
+
+        if kind == _WORD:
+            if after_dot:  # a column after "table.": always an identifier
+                text, cls, special = tok, _IDENT, _SP_NONE
+            else:
+                info = wcache.get(tok)
+                if info is None:
+                    info = _classify(tok)
+                text, cls, special = info
+            if special == _SP_CONST and not after_is:
+                text = "?"
+                cls = _VAL
+            if stack and (
+                (cls != _VAL and not (after_cast and cls == _IDENT))
+                or (cls == _VAL and prev not in (_OPEN, _COMMA))
+            ):
+                stack[-1][2] = 0
+            after_is = special == _SP_IS
+            after_dot = after_cast = False
+            opener = special if special in (_SP_IN, _SP_ARRAY) else _SP_NONE
+            if special == _SP_VALUES and not vstate:
+                vdepth = len(stack)
+                vstate = 1
+            elif special == _SP_ARRAY:
+                array_at = len(out)  # so that a literal array can fold to "?"
+                array_prev = prev
+            if prev >= _SPACE:
+                append(" ")
+            append(text)
+            prev = cls
+            continue
+
+        if kind == _PUNCT:
+            if tok in {"(", "["}:
+                balance += 1
+                if stack and prev not in (_OPEN, _COMMA):
+                    stack[-1][2] = 0  # a tuple must follow "(" or ","
+                if tok == "(":
+                    space = prev >= _SPACE and prev not in (_IDENT, _FUNC)
+                    stack.append([opener, len(out), 1, -1, prev, 0])
+                else:
+                    space = prev >= _SPACE and not (
+                        prev in (_IDENT, _VAL, _CLOSE) or opener == _SP_ARRAY
+                    )
+                    if opener == _SP_ARRAY:
+                        stack.append([_SP_ARRAY, array_at, 1, -1, array_prev, 0])
+                    else:
+                        stack.append([_SP_NONE, len(out), 1, -1, prev, 0])
+                if space:
+                    append(" ")
+                append(tok)
+                prev = _OPEN
+            elif tok in {")", "]"}:
+                balance -= 1
+                if stack:
+                    group = stack.pop()
+                    if prev == _COMMA:
+                        group[2] = 0  # a trailing comma
+                    if stack:
+                        parent = stack[-1]
+                        parent[5] = 1
+                        if not group[2] or group[5]:
+                            parent[2] = 0
+                    if group[2]:
+                        if group[0] == _SP_ARRAY:
+                            del out[group[1] :]
+                            prev = group[4]
+                            if prev >= _SPACE:
+                                append(" ")
+                            append("?")
+                            prev = _VAL
+                            after_is = after_dot = after_cast = False
+                            opener = _SP_NONE
+                            continue
+                        if group[0] == _SP_IN and group[3] >= 0:
+                            del out[group[3] :]
+                    if vstate == 5 and len(stack) == vdepth:
+                        vstate = 2
+                append(tok)
+                prev = _CLOSE
+            elif tok == ",":
+                if stack:
+                    top = stack[-1]
+                    if top[3] < 0:
+                        top[3] = len(out)
+                    if prev in (_COMMA, _OPEN):
+                        top[2] = 0  # an empty element
+                append(",")
+                prev = _COMMA
+            elif tok == ";":
+                append(";")
+                prev = _SEMI
+                if stack:
+                    stack[-1][2] = 0
+            else:  # "." or "::"
+                if stack and tok == ".":
+                    stack[-1][2] = 0
+                append(tok)
+                prev = _DOT
+                after_dot = tok == "."
+                after_cast = not after_dot
+                after_is = False
+                opener = _SP_NONE
+                continue
+            after_is = after_dot = after_cast = False
+            opener = _SP_NONE
+            continue
+
+        if kind in (_STR, _NUM, _PH, _DOL):
+            if stack and prev not in (_OPEN, _COMMA):
+                stack[-1][2] = 0  # an element must follow "(" or ","
+            if prev >= _SPACE:
+                append(" ")
+            append("?")
+            prev = _VAL
+            after_is = after_dot = after_cast = False
+            opener = _SP_NONE
+            continue
+
+        if kind == _QID:
+            if stack and not after_cast:
+                stack[-1][2] = 0
+            if prev >= _SPACE:
+                append(" ")
+            append(tok)
+            prev = _IDENT
+            after_is = after_dot = after_cast = False
+            opener = _SP_NONE
+            continue
+
+        # operators and any other character
+        after_is = after_dot = after_cast = False
+        opener = _SP_NONE
+        if kind == _OP and (tok in {"-", "+"}) and prev not in (_VAL, _IDENT, _CLOSE):
+            pending_sign = tok
+            continue
+        if stack:
+            stack[-1][2] = 0
+        if prev >= _SPACE:
+            append(" ")
+        append(tok)
+        prev = _OPER
+
+    if pending_sign:
+        if prev >= _SPACE:
+            append(" ")
+        append(pending_sign)
+    if balance != 0 or vstate == 3:
+        malformed = True
+    while out and (out[-1] == ";" or out[-1] == " "):
+        out.pop()
+    return "".join(out), malformed
+
+
+# ---------------------------------------------------------------------------
+# Fast path.
+
+
+class _Bail(Exception):
+    """The fast path met something it is not sure about."""
+
+
+_KW_MARK = "\x01"
+_CANON: dict[str, str] = {}
+_NUMBER = re.compile(
+    r"0[xX][0-9A-Fa-f_]+|(?:[0-9][0-9_]*(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+)
+_DOLLAR_NOT_PARAM = re.compile(r"\$(?![0-9])")
+_SIMPLE_QUOTED = re.compile(r"[A-Za-z_\u0080-\U0010ffff][\w$]*")
+_BLOCK_COMMENT = re.compile(r"/\*(?:[^*/]|\*(?!/)|/(?!\*))*\*/")
+_LINE_COMMENT = re.compile(r"--[^\n]*")
+_HUG = re.compile(r" \((?<=[\w\"$`] \()")
+_PYFORMAT = re.compile(r"%\([^()]*\)[sbt]")
+_IN_ITEM = r"\?(?:::(?:[A-Za-z_\u0080-\U0010ffff][\w$]*|\"[^\"]*\"))*"
+_IN_ELEM = rf"(?:{_IN_ITEM}|\((?:{_IN_ITEM}(?:, {_IN_ITEM})*)?\))"
+_IN_LIST = re.compile(rf"IN\x01 \((?<![\w$]IN\x01 \()({_IN_ELEM})(?:, {_IN_ELEM})+\)")
+_ROW = r"\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)"
+_ROWS = re.compile(rf"({_ROW})((?:, {_ROW})*)")
+_STRING_PREFIXES = frozenset("EeBbXxNn")
+_CONSTS = {"NULL\x01": "NULL", "TRUE\x01": "TRUE", "FALSE\x01": "FALSE"}
+_SIGNS = ("-", "+")
+_NO_SIGN_BEFORE = frozenset({"(", ",", ";"})
+_PUNCTUATION = {"(": "(", ")": ")", ",": ",", ";": ";"}
+_CANON.update(_PUNCTUATION)
+
+
+def _canon(tok: str) -> str:
+    """The fast path's rendering of one whitespace-separated token (cached)."""
+    if tok.isdigit() or (tok[0] in "0123456789." and _NUMBER.fullmatch(tok)):
+        return "?"  # a literal: never cached
+    parts: list[str] = []
+    literal = False
+    glue = False  # the next part joins the previous one ("." or "::")
+    match = _TOKEN.match
+    pos = 0
+    while True:
+        m = match(tok, pos)
+        if m is None:  # pragma: no cover - the pattern always matches
+            raise _Bail
+        kind = m.lastindex or _OTHER
+        if kind == _END:
+            break
+        pos = m.end()
+        if kind == _WORD:
+            word = m.group(_WORD)
+            if glue and parts and parts[-1].endswith("."):
+                text = word
+            else:
+                text, cls, special = _WORD_CACHE.get(word) or _classify(word)
+                if special == _SP_CONST and len(tok) != len(word):
+                    raise _Bail  # NULL glued to something: context decides
+                if cls == _KW:
+                    text += _KW_MARK
+        elif kind in (_NUM, _PH, _STR, _DOL):
+            text = "?"
+            literal = literal or kind != _PH
+        elif kind == _QID:
+            text = m.group(_QID)
+        elif kind == _OP and not glue:
+            text = m.group(_OP)
+        elif kind == _PUNCT and m.group(_PUNCT) in _PUNCTUATION:
+            text = m.group(_PUNCT)
+        elif kind == _PUNCT and m.group(_PUNCT) in (".", "::"):
+            if parts:
+                parts[-1] += m.group(_PUNCT)
+            else:
+                parts.append(m.group(_PUNCT))
+            glue = True
+            continue
+        else:  # brackets cannot occur here; comments, odd characters: not sure
+            raise _Bail
+        if glue and parts:
+            parts[-1] += text
+        else:
+            parts.append(text)
+        glue = False
+    result = " ".join(parts)
+    if not literal and len(_CANON) < _CACHE_MAX:
+        _CANON[tok] = result
+    return result
+
+
+def _is_value_end(t: str) -> bool:
+    """Whether a fast-path token leaves the tokenizer in class VAL, IDENT or CLOSE."""
+    if t[0] == "?" or t == ")":
+        return True
+    last = t[-1]
+    if last == _KW_MARK or t in _FUNC_KEYWORDS or t in _NO_SIGN_BEFORE:
+        return False
+    return last in {"_", "$", '"', "`"} or last.isalnum()
+
+
+def _strip_strings(sql: str) -> str:
+    parts = sql.split("'")
+    if not len(parts) & 1:
+        raise _Bail  # an odd number of quotes: unterminated
+    out = [parts[0]]
+    last = len(parts) - 1
+    i = 2
+    while i <= last:
+        outside = parts[i]
+        if outside == "" and i < last:
+            i += 2  # '' inside a string: the same string goes on
+            continue
+        before = out[-1]
+        if before:
+            # Strip a prefix (E, B, X, N, U&) that starts a token; a string
+            # glued to any other word is left to the general path.
+            c = before[-1]
+            if c in _STRING_PREFIXES and (len(before) == 1 or not _wordish(before[-2])):
+                out[-1] = before[:-1]
+            elif c == "&" and before[-2:-1] in ("U", "u"):
+                if len(before) > 2 and _wordish(before[-3]):
+                    raise _Bail
+                out[-1] = before[:-2]
+            elif _wordish(c):
+                raise _Bail
+        out.append(" ? ")
+        out.append(outside)
+        i += 2
+    return "".join(out)
+
+
+def _wordish(c: str) -> bool:
+    return c in {"_", "$"} or c.isalnum()
+
+
+def _collapse_in(m: re.Match[str]) -> str:
+    return f"IN\x01 ({m.group(1)})"
+
+
+def _collapse_values(text: str) -> str:
+    pieces: list[str] = []
+    pos = 0
+    while True:
+        i = text.find("VALUES\x01 (", pos)
+        if i < 0:
+            break
+        start = i + 8
+        m = _ROWS.match(text, start)
+        if m is None:
+            raise _Bail  # rows nested deeper than the pattern follows
+        rest = text[m.end() : m.end() + 4]
+        if rest.startswith(", (") or (rest[:1] == "," and not text[m.end() + 1 :].strip()):
+            raise _Bail  # a deeper row, or a list cut short after its comma
+        pieces.append(text[pos : m.end(1)])
+        pos = m.end()
+    if not pieces:
+        return text
+    pieces.append(text[pos:])
+    return "".join(pieces)
+
+
+def _fast_fingerprint(sql: str) -> str:
+    if "\\" in sql or "[" in sql or "]" in sql or _KW_MARK in sql:
+        raise _Bail
+    if "$" in sql and _DOLLAR_NOT_PARAM.search(sql):
+        raise _Bail
+    if '"' in sql:
+        quoted = sql.split('"')
+        if not len(quoted) & 1:
+            raise _Bail
+        for name in quoted[1::2]:
+            if not _SIMPLE_QUOTED.fullmatch(name):
+                raise _Bail
+    s = sql
+    if "--" in s or "/*" in s:
+        if "'" in s:
+            raise _Bail
+        s = _LINE_COMMENT.sub(" ", _BLOCK_COMMENT.sub(" ", s))
+        if "/*" in s or "*/" in s:
+            raise _Bail
+    if "'" in s:
+        s = _strip_strings(s)
+    if "%(" in s:
+        s = _PYFORMAT.sub("?", s)
+    if "(" in s or ")" in s:
+        if s.count("(") != s.count(")"):
+            raise _Bail
+        s = s.replace("(", " ( ").replace(")", " ) ")
+    toks = s.replace(",", " , ").replace(";", " ; ").split()
+    if not toks:
+        return ""
+    get = _CANON.get
+    out = [get(t) or _canon(t) for t in toks]
+    text = " ".join(out)
+    if text.count(" ") != len(out) - 1:
+        out = text.split()  # some tokens were cut up: flatten
+    if (
+        "-" in text
+        or "+" in text
+        or "NULL\x01" in text
+        or "TRUE\x01" in text
+        or "FALSE\x01" in text
+    ):
+        # Signs in front of literals fold into them; NULL, TRUE and FALSE are
+        # literals unless right after IS or NOT. One pass, as the tokenizer.
+        res: list[str] = []
+        last = len(out) - 1
+        for i, tok in enumerate(out):
+            t = tok
+            if t in _CONSTS:
+                if not res or (res[-1] != "IS\x01" and res[-1] != "NOT\x01"):
+                    t = "?"
+            elif (
+                (t in {"-", "+"})
+                and i < last
+                and out[i + 1][0] == "?"
+                and not (res and _is_value_end(res[-1]))
+            ):
+                continue
+            res.append(t)
+        out = res
+        text = " ".join(out)
+    text = text.replace(" ,", ",").replace(" ;", ";")
+    if "(" in text:
+        text = _HUG.sub("(", text.replace("( ", "(").replace(" )", ")"))
+        if "IN\x01 (" in text:
+            text = _IN_LIST.sub(_collapse_in, text)
+        if "VALUES\x01 (" in text:
+            text = _collapse_values(text)
+    if " ." in text or ". " in text or text[-1] == ".":
+        raise _Bail  # "t . col": the tokenizer decides what follows the dot
+    text = text.replace(_KW_MARK, "")
+    if " ::" in text or ":: " in text:
+        text = text.replace(" ::", "::").replace(":: ", "::")
+    return text.rstrip("; ")
+
+
+# ---------------------------------------------------------------------------
+# Public functions.
+
+
+def fingerprint_ex(sql: str) -> tuple[str, bool]:
+    """The fingerprint of ``sql`` and whether the text was malformed.
+
+    Malformed means: an unterminated string, quoted identifier, dollar quote
+    or comment, or unequal numbers of opening and closing brackets.
+
+    Never raises for any ``str``.
+    """
+    try:
+        return _fast_fingerprint(sql), False
+    except _Bail:
+        return _tokenize_fingerprint(sql)
+
+
+def fingerprint(sql: str) -> str:
+    """Normalize ``sql`` to its shape, with every literal replaced by ``?``.
+
+    Comments are removed, whitespace is canonical, keywords are upper-cased
+    and identifiers are kept as written (quoted ones stay quoted). Literals
+    (strings of every form, numbers, ``TRUE``/``FALSE``, ``NULL`` outside
+    ``IS [NOT] NULL``) and driver placeholders (``?``, ``%s``, ``%(name)s``,
+    ``$1``, ``:name``) become ``?``; ``IN`` lists of literals become
+    ``IN (?)``; a multi-row ``VALUES`` keeps its first row; ``ARRAY[..]`` of
+    literals becomes ``?``. Statements that differ only in those respects
+    share a fingerprint.
+
+    Args:
+        sql: the statement text. Malformed text is fingerprinted as well as
+            possible (see :func:`fingerprint_ex` for the flag).
+
+    Returns:
+        SQL-looking text that contains no literal of ``sql``.
+    """
+    return fingerprint_ex(sql)[0]
+
+
+def shape_id(fingerprint: str) -> str:
+    """A stable 16-hex-digit identifier of a fingerprint (BLAKE2b, 64 bits).
+
+    The same fingerprint gives the same id in every process, machine and
+    Python version, so ids can be stored and compared.
+    """
+    return hashlib.blake2b(fingerprint.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+def redact(sql: str) -> str:
+    """``sql`` as written, minus its secrets: literals and placeholders become ``?``.
+
+    Unlike :func:`fingerprint`, the case of keywords, ``IN`` lists and extra
+    ``VALUES`` rows are kept, so the result shows one concrete execution.
+    Comments are removed (they may hold anything) and whitespace collapses to
+    one space. Never raises for any ``str``.
+    """
+    match = _TOKEN.match
+    out: list[str] = []
+    pos = 0
+    n = len(sql)
+    while True:
+        m = match(sql, pos)
+        if m is None:  # pragma: no cover - the pattern always matches
+            break
+        kind = m.lastindex or _OTHER
+        if kind == _END:
+            break
+        if m.start(kind) > pos and out:
+            out.append(" ")
+        pos = m.end()
+        if kind == _NEST:
+            pos, _ = _skip_nested_comment(sql, m.start(_NEST))
+            continue
+        if kind in (_STR, _NUM, _PH, _DOL, _UNTERM):
+            out.append("?")
+            if kind == _UNTERM:
+                pos = n
+            continue
+        tok = m.group(kind)
+        if kind == _WORD and tok.upper() in ("TRUE", "FALSE"):
+            tok = "?"
+        out.append(tok)
+    return "".join(out).rstrip()
+
+
+def split_statements(text: str) -> list[str]:
+    """Split a script on top-level ``;`` (not inside strings, quotes or comments).
+
+    Returns:
+        The statements that contain code, stripped, without their ``;``.
+    """
+    match = _TOKEN.match
+    parts: list[str] = []
+    start = 0
+    pos = 0
+    n = len(text)
+    while True:
+        m = match(text, pos)
+        if m is None:  # pragma: no cover - the pattern always matches
+            break
+        kind = m.lastindex or _OTHER
+        if kind == _END:
+            break
+        pos = m.end()
+        if kind == _NEST:
+            pos, _ = _skip_nested_comment(text, m.start(_NEST))
+        elif kind == _UNTERM:
+            pos = n
+        elif kind == _PUNCT and m.group(_PUNCT) == ";":
+            _add_statement(parts, text[start : m.start(_PUNCT)])
+            start = pos
+    _add_statement(parts, text[start:])
+    return parts
+
+
+def _add_statement(parts: list[str], part: str) -> None:
+    m = _TOKEN.match(part)
+    if m is not None and m.lastindex != _END:
+        parts.append(part.strip())
+
+
+_KIND_TOKEN = re.compile(r'"(?:[^"]|"")*"|`[^`]*`|[()]|[A-Za-z_]+')
+
+
+def statement_kind(fingerprint: str) -> str:
+    """The main verb of a fingerprinted statement: ``SELECT``, ``INSERT``...
+
+    Looks past a leading ``WITH`` list (the verb after the CTEs decides) and
+    leading parentheses. Returns ``""`` when there is no recognisable verb.
+    """
+    depth = 0
+    base = -1
+    tok: str
+    for tok in _KIND_TOKEN.findall(fingerprint):
+        if tok == "(":
+            depth += 1
+        elif tok == ")":
+            depth -= 1
+        else:
+            if base < 0:
+                base = depth
+            if depth <= base and tok in _VERBS:
+                return tok
+    return ""
