@@ -7,6 +7,7 @@ at once in CLOSED, and the half-open limit holds under contention.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 
 import pytest
@@ -193,3 +194,35 @@ def test_a_lost_trial_permit_is_reclaimed(clock: ManualClock) -> None:
     t.join(10)
     # the stuck call's late outcome is stale and changes nothing
     assert b.state is BreakerState.CLOSED and b.metrics().calls == 0
+
+
+def test_listener_changes_racing_transitions_never_leave_a_stale_shortcut() -> None:
+    """Adding a listener while another thread trips the breaker must not
+    re-enable the lock-free admission of a breaker that is open (a stress
+    test: threads are switched as often as the interpreter allows)."""
+    b = CircuitBreaker("db", consecutive_failures=1, reset_timeout=3600)
+    stop = threading.Event()
+    start = threading.Barrier(2, timeout=10)
+
+    def churn_listeners() -> None:
+        start.wait()
+        while not stop.is_set():
+            b.add_listener(lambda _: None)()
+
+    t = threading.Thread(target=churn_listeners)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    t.start()
+    start.wait()
+    try:
+        for _ in range(2000):
+            b.reset()
+            with pytest.raises(Boom):
+                b.call(_raise)
+            assert b._core.fast is None  # open: nothing may bypass the core
+            with pytest.raises(CircuitOpenError):
+                b.call(lambda: None)
+    finally:
+        stop.set()
+        t.join(10)
+        sys.setswitchinterval(interval)

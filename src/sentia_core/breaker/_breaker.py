@@ -197,11 +197,11 @@ class CircuitBreaker:
             A function that unsubscribes ``listener``.
         """
         remove = self._listeners.add(listener)
-        self._core.refresh_fast()
+        self._core.listeners_changed()
 
         def unsubscribe() -> None:
             remove()
-            self._core.refresh_fast()
+            self._core.listeners_changed()
 
         return unsubscribe
 

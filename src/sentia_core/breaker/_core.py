@@ -260,6 +260,15 @@ class BreakerCore:
         slow_path = self._timed or self._listening or self.store is not None
         self.fast = None if slow_path else self._pass
 
+    def listeners_changed(self) -> None:
+        """Recompute the shortcuts after a listener was added or removed.
+
+        Under the lock: computed outside it, a transition running at the same
+        moment could be overwritten with a stale pass-through admit.
+        """
+        with self._lock:
+            self.refresh_fast()
+
     def acquire(self, now: float) -> Decision | StoreCall:
         """Decide whether a call may run at monotonic time ``now``.
 
