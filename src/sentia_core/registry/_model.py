@@ -238,8 +238,8 @@ class InstanceStats:
         failures: calls that raised an exception counted as a failure.
         rejections: calls its circuit breaker refused (not sent; not failures).
         outstanding: calls running now.
-        latency_mean: mean seconds per finished call (0.0 before the first).
-        latency_p95: 95th percentile of the last 512 call latencies, seconds.
+        latency_mean: mean of the last 512 call latencies, seconds (0.0 before any).
+        latency_p95: 95th percentile of the same samples, seconds.
         ejections: times outlier detection ejected it.
         health_transitions: status changes this registry observed.
     """

@@ -793,7 +793,7 @@ class ServiceRegistry:
                     raise
                 now = end
                 continue
-            self._after_success(view, counters, self._now() - now)
+            self._after_success(counters, self._now() - now)
             return result
 
     async def acall(
@@ -831,7 +831,7 @@ class ServiceRegistry:
                     raise
                 now = end
                 continue
-            self._after_success(view, counters, self._now() - now)
+            self._after_success(counters, self._now() - now)
             return result
 
     def _begin(
@@ -869,17 +869,19 @@ class ServiceRegistry:
                 if counters.breaker is None:
                     counters.breaker = made
                 breaker = counters.breaker
-        with view.lock:
-            counters.requests += 1
-            counters.outstanding += 1
+        next(counters.started)  # GIL-atomic: no lock on the success path
+        counters.inflight.append(None)
         return inst, counters, breaker
 
     @staticmethod
-    def _after_success(view: ServiceView, counters: Counters, latency: float) -> None:
-        with view.lock:
-            counters.outstanding -= 1
-            counters.add_latency(latency)
-            counters.host.consecutive_failures = 0
+    def _after_success(counters: Counters, latency: float) -> None:
+        # Lock-free (see Counters). A success racing a failure's count may let
+        # one reset slip; ejection needs a streak anyway.
+        counters.inflight.pop()
+        counters.samples.append(latency)
+        host = counters.host
+        if host.consecutive_failures:
+            host.consecutive_failures = 0
 
     def _after_failure(
         self,
@@ -897,13 +899,12 @@ class ServiceRegistry:
         rejected = isinstance(exc, CircuitOpenError) and exc.breaker == counters.breaker_name
         failed = not rejected and isinstance(exc, self._retry_on)
         ejected: float | None = None
+        counters.inflight.pop()
         with view.lock:
-            counters.outstanding -= 1
             if rejected:
-                counters.requests -= 1
                 counters.rejections += 1
             elif isinstance(exc, Exception):
-                counters.add_latency(end - start)
+                counters.samples.append(end - start)
                 if failed:
                     counters.failures += 1
                     ejected = self._policy.on_failure(

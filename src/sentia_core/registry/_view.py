@@ -11,13 +11,17 @@ the instance list changes, an instance is ejected, or the earliest ejection
 ends, so the hot path (:meth:`ServiceRegistry.choose`) is a dict lookup and a
 comparison.
 
-Locking: ``lock`` guards every field update; nothing under it blocks or
-calls user code. The candidate cache is read without the lock (a dict lookup
-and a float compare, both atomic under the GIL) and rebuilt under it.
+Locking: ``lock`` guards instance-list, outlier and failure updates; nothing
+under it blocks or calls user code. A successful call takes no lock at all
+(see :class:`Counters`). The candidate cache is read without the lock (a
+dict lookup and a float compare, both atomic under the GIL) and rebuilt
+under it.
 """
 
 from __future__ import annotations
 
+import collections
+import itertools
 import math
 import threading
 from collections.abc import Sequence
@@ -35,7 +39,14 @@ LATENCY_SAMPLES = 512
 
 
 class Counters:
-    """Mutable per-instance call counters (guarded by the view's lock)."""
+    """Per-instance call counters.
+
+    The success path of a call takes no lock: it only uses operations that
+    are atomic under the GIL (``next`` on ``started``, ``append`` / ``pop`` on
+    ``inflight``, whose length is the number of calls running, and ``append``
+    on the bounded ``samples`` deque). Failures, rejections and outlier state
+    change under the view's lock.
+    """
 
     __slots__ = (
         "breaker",
@@ -43,44 +54,40 @@ class Counters:
         "failures",
         "health_transitions",
         "host",
-        "latency_count",
-        "latency_total",
-        "outstanding",
+        "inflight",
         "rejections",
-        "requests",
         "samples",
-        "samples_pos",
+        "started",
     )
 
     def __init__(self, host: HostHealth, breaker_name: str) -> None:
         self.host = host
         self.breaker: Any = None
         self.breaker_name = breaker_name
-        self.requests = 0
+        self.started = itertools.count()
+        self.inflight: list[None] = []
+        self.samples: collections.deque[float] = collections.deque(maxlen=LATENCY_SAMPLES)
         self.failures = 0
         self.rejections = 0
-        self.outstanding = 0
-        self.latency_total = 0.0
-        self.latency_count = 0
-        self.samples: list[float] = []
-        self.samples_pos = 0
         self.health_transitions = 0
 
-    def add_latency(self, seconds: float) -> None:
-        self.latency_total += seconds
-        self.latency_count += 1
-        samples = self.samples
-        if len(samples) < LATENCY_SAMPLES:
-            samples.append(seconds)
-        else:
-            samples[self.samples_pos] = seconds
-            self.samples_pos = (self.samples_pos + 1) % LATENCY_SAMPLES
+    @property
+    def requests(self) -> int:
+        """Calls sent to the instance (started minus those its breaker refused)."""
+        return int(repr(self.started)[6:-1]) - self.rejections  # "count(N)"
 
-    def p95(self) -> float:
-        if not self.samples:
-            return 0.0
-        ordered = sorted(self.samples)
-        return ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
+    @property
+    def outstanding(self) -> int:
+        """Calls running on the instance now."""
+        return len(self.inflight)
+
+    def latency(self) -> tuple[float, float]:
+        """(mean, p95) of the recent latency samples, seconds; zeros before any."""
+        samples = sorted(self.samples.copy())
+        if not samples:
+            return 0.0, 0.0
+        p95 = samples[min(len(samples) - 1, math.ceil(0.95 * len(samples)) - 1)]
+        return math.fsum(samples) / len(samples), p95
 
 
 def _zone_filter(pool: Sequence[Instance], zone: str | None) -> Sequence[Instance]:
@@ -203,7 +210,7 @@ class ServiceView:
     def outstanding(self, instance: Instance) -> int:
         """Calls running on ``instance`` now (the balancers' load signal)."""
         c = self.counters.get(instance.id)
-        return c.outstanding if c is not None else 0
+        return len(c.inflight) if c is not None else 0
 
     def counters_for(self, instance: Instance) -> Counters:
         """The counters of ``instance`` (created if the view has not seen it yet)."""
@@ -235,6 +242,7 @@ class ServiceView:
                     healthy += 1
                 requests += c.requests
                 failures += c.failures
+                mean, p95 = c.latency()
                 per[inst.id] = InstanceStats(
                     instance_id=inst.id,
                     address=inst.address,
@@ -245,8 +253,8 @@ class ServiceView:
                     failures=c.failures,
                     rejections=c.rejections,
                     outstanding=c.outstanding,
-                    latency_mean=c.latency_total / c.latency_count if c.latency_count else 0.0,
-                    latency_p95=c.p95(),
+                    latency_mean=mean,
+                    latency_p95=p95,
                     ejections=c.host.ejections,
                     health_transitions=c.health_transitions,
                 )
