@@ -36,12 +36,19 @@ def verified_on(conn: Any, calls: int = 1000) -> list[VerifiedSuggestion]:
     return result
 
 
-def fake(accepted: bool, calls: int = 1000, table: str = "orders") -> VerifiedSuggestion:
-    columns = ("plant",)
+def fake(
+    accepted: bool,
+    calls: int = 1000,
+    table: str = "orders",
+    columns: tuple[str, ...] = ("plant",),
+    savings: tuple[tuple[str, float], ...] = (),
+) -> VerifiedSuggestion:
+    name = "ix_" + "_".join(columns)
+    fps = tuple(fp for fp, _ in savings) or ("q",)
     s = IndexSuggestion(
-        table, columns, "ix_x", index_ddl(table, columns, (), "ix_x"), ("q",), calls, 1.0, ""
+        table, columns, name, index_ddl(table, columns, (), name), fps, calls, 1.0, ""
     )
-    return VerifiedSuggestion(s, accepted, "test", "verdict", (), calls, 1.0)
+    return VerifiedSuggestion(s, accepted, "test", "verdict", (), calls, 1.0, savings)
 
 
 # -- SQLite ------------------------------------------------------------------- #
@@ -94,6 +101,37 @@ def test_usage_threshold_in_calls_per_hour(lite: sqlite3.Connection) -> None:
     assert result[("product_id", "qty")].status == "dry-run"
 
 
+def test_the_long_tail_of_the_estimated_benefit_is_left_out(lite: sqlite3.Connection) -> None:
+    big = fake(True, columns=("customer_id",), savings=(("a", 90.0), ("b", 6.0)))
+    small = fake(True, columns=("status",), savings=(("c", 3.0),))
+    tiny = fake(True, columns=("plant",), savings=(("d", 1.0),))
+    result = {r.columns: r for r in apply([tiny, small, big], lite)}
+    assert result[("customer_id",)].status == "dry-run"
+    assert result[("status",)].status == "skipped"
+    assert "long tail" in result[("status",)].reason and "96%" in result[("status",)].reason
+    assert result[("plant",)].status == "skipped"
+    every = {r.columns: r.status for r in apply([tiny, small, big], lite, coverage=1.0)}
+    assert set(every.values()) == {"dry-run"}
+    first = [r.columns for r in apply([tiny, small, big], lite, coverage=1.0)]
+    assert first == [("customer_id",), ("status",), ("plant",)]  # by marginal benefit
+
+
+def test_an_index_whose_shapes_are_already_served_is_redundant(lite: sqlite3.Connection) -> None:
+    wide = fake(True, columns=("customer_id", "status"), savings=(("a", 10.0), ("b", 5.0)))
+    narrow = fake(True, columns=("customer_id",), savings=(("a", 9.0),))
+    result = {r.columns: r for r in apply([narrow, wide], lite, coverage=1.0)}
+    assert result[("customer_id", "status")].status == "dry-run"
+    assert result[("customer_id",)].status == "skipped"
+    assert "redundant" in result[("customer_id",)].reason
+
+
+def test_without_savings_every_accepted_index_is_kept(lite: sqlite3.Connection) -> None:
+    verified = verify(suggest_indexes(workload(), lite), lite)  # no workload: no savings
+    assert all(v.accepted and v.savings == () for v in verified)
+    result = apply(verified, lite, min_calls_per_hour=0)
+    assert [r.status for r in result] == ["dry-run"] * 3
+
+
 def test_only_accepted_suggestions_are_applied(lite: sqlite3.Connection) -> None:
     [r] = apply([fake(accepted=False)], lite, dry_run=False)
     assert r.status == "skipped" and "not verified" in r.reason
@@ -131,6 +169,8 @@ def test_a_missing_column_fails_cleanly_instead_of_indexing_a_string(
         ({"max_per_table": 0}, "max_per_table"),
         ({"window": 0}, "window"),
         ({"lock_timeout": -1}, "lock_timeout"),
+        ({"coverage": 0}, "coverage"),
+        ({"coverage": 1.5}, "coverage"),
     ],
 )
 def test_invalid_parameters_name_themselves(

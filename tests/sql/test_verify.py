@@ -62,6 +62,7 @@ def test_sqlite_keeps_an_index_that_turns_a_scan_into_a_search(lite: sqlite3.Con
     assert "TEMP B-TREE" not in check.plan_after
     assert check.cost_before is None  # SQLite has no costs
     assert v.calls == 500 and v.total_time == 5.0
+    assert v.savings == ((BY_CUSTOMER, 5.0),) and v.benefit == 5.0  # no costs: an upper bound
     assert found[("order_id",)].accepted
     assert v.verdict.startswith("kept")
 
@@ -248,6 +249,7 @@ def test_postgres_hypopg_verdicts_and_no_trace(pg: Any, postgres_server: Any) ->
     assert check.cost_reduction is not None and check.cost_reduction >= 0.5
     assert "Seq Scan on orders" in check.plan_before and "<index>" in check.plan_after
     assert good.cost_reduction == check.cost_reduction
+    assert good.benefit == pytest.approx(5.0 * check.cost_reduction)
     # four statuses, evenly spread: an index on status barely beats a sequential scan
     assert not found[("status",)].accepted
     assert found[("status",)].checks[0].outcome in ("not-used", "unchanged")

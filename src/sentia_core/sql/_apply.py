@@ -126,6 +126,7 @@ def apply(
     min_calls_per_hour: float = 100.0,
     max_per_table: int = 10,
     window: float = 3600.0,
+    coverage: float = 0.95,
     lock_timeout: float = 5.0,
     concurrently: bool = True,
     analyze: bool = True,
@@ -133,9 +134,16 @@ def apply(
 ) -> list[AppliedIndex]:
     """Create the verified indexes worth creating (opt-in; dry-run by default).
 
+    Which ones: the ``accepted`` suggestions used at least
+    ``min_calls_per_hour``, taken greedily by *marginal* estimated benefit
+    (:attr:`~._verify.VerifiedSuggestion.savings`, each shape counted once,
+    for the best index that improves it) until they cover ``coverage`` of the
+    benefit all of them together could bring. The long tail after that, and
+    any index whose shapes are already served, is skipped: every index costs
+    writes and storage. Then ``max_per_table`` applies.
+
     Args:
-        verified: from :func:`~._verify.verify`; only ``accepted`` ones are
-            considered, most valuable (total time served) first.
+        verified: from :func:`~._verify.verify`.
         connection: a sqlite3 or psycopg 3 connection. It must not be inside
             an open transaction when ``dry_run`` is False (CONCURRENTLY cannot
             run in one, and a SQLite index would ride on your transaction).
@@ -144,6 +152,8 @@ def apply(
             (``calls * 3600 / window``).
         max_per_table: never let a table exceed this many non-primary indexes.
         window: the seconds over which the workload's calls were counted.
+        coverage: the share (0..1] of the estimated benefit to reach; 1.0
+            creates every useful index, 0.95 (the default) drops the tail.
         lock_timeout: PostgreSQL ``lock_timeout`` for each build, seconds.
         concurrently: PostgreSQL ``CREATE INDEX CONCURRENTLY`` (recommended).
         analyze: ANALYZE each table that got an index.
@@ -159,6 +169,9 @@ def apply(
     min_rate = check_non_negative("min_calls_per_hour", min_calls_per_hour)
     check_int("max_per_table", max_per_table, minimum=1)
     span = check_positive("window", window)
+    share = check_fraction("coverage", coverage)
+    if share == 0.0:
+        raise ConfigError("coverage", coverage, "must be greater than 0")
     wait = check_positive("lock_timeout", lock_timeout)
     items = list(verified)
     for v in items:
@@ -181,8 +194,13 @@ def apply(
 
     plan: list[tuple[VerifiedSuggestion, str, float]] = []
     out: list[AppliedIndex | None] = []
-    items.sort(key=lambda v: (-v.total_time, -v.calls, v.table, v.columns))
-    for v in items:
+    eligible = [v for v in items if v.accepted and v.calls * 3600.0 / span >= min_rate]
+    verdicts = _select(eligible, share)
+    rest = sorted(
+        (v for v in items if not any(v is e for e in eligible)),
+        key=lambda v: (-v.total_time, -v.calls, v.table, v.columns),
+    )
+    for v, selection in [*verdicts, *((v, "") for v in rest)]:
         s = v.suggestion
         rate = v.calls * 3600.0 / span
         target = quote_table(s.table)
@@ -209,6 +227,8 @@ def apply(
             note("skipped", f"not verified ({v.verdict})")
         elif rate < min_rate:
             note("skipped", f"{rate:.1f} calls/hour is below min_calls_per_hour={min_rate:g}")
+        elif selection:
+            note("skipped", selection)
         elif s.name.lower() in names or tuple(c.lower() for c in s.columns) in shapes.get(
             key, set()
         ):
@@ -232,6 +252,51 @@ def apply(
         )
         return [r if r is not None else next(done) for r in out]
     return [r for r in out if r is not None]
+
+
+def _select(
+    items: list[VerifiedSuggestion], coverage: float
+) -> list[tuple[VerifiedSuggestion, str]]:
+    """Greedy by marginal benefit; returns (suggestion, why skipped or "") in order."""
+    best: dict[str, float] = {}
+    for v in items:
+        for fp, saved in v.savings:
+            best[fp] = max(best.get(fp, 0.0), saved)
+    total = sum(best.values())
+    if total <= 0.0:  # no savings known (verified without a workload): keep them all
+        ordered = sorted(items, key=lambda v: (-v.total_time, -v.calls, v.table, v.columns))
+        return [(v, "") for v in ordered]
+    covered: dict[str, float] = {}
+    remaining = list(items)
+    gained = 0.0
+    out: list[tuple[VerifiedSuggestion, str]] = []
+
+    def marginal(v: VerifiedSuggestion) -> float:
+        return sum(max(0.0, saved - covered.get(fp, 0.0)) for fp, saved in v.savings)
+
+    while remaining:
+        pick = max(
+            remaining, key=lambda v: (marginal(v), v.total_time, v.calls, v.table, v.columns)
+        )
+        remaining.remove(pick)
+        gain = marginal(pick)
+        if gain <= 0.0:
+            out.append((pick, "redundant: the indexes before it already serve its shapes"))
+        elif gained >= coverage * total * (1 - 1e-9):
+            out.append(
+                (
+                    pick,
+                    f"long tail: the indexes before it cover {gained / total:.0%} of the "
+                    f"estimated benefit (coverage={coverage:g}); it would add "
+                    f"{gain / total:.1%}",
+                )
+            )
+        else:
+            out.append((pick, ""))
+            gained += gain
+            for fp, saved in pick.savings:
+                covered[fp] = max(covered.get(fp, 0.0), saved)
+    return out
 
 
 def _create_sqlite(

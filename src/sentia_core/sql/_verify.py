@@ -117,6 +117,10 @@ class VerifiedSuggestion:
         verdict: one sentence for people.
         checks: one :class:`PlanCheck` per shape.
         calls, total_time: of the shapes that improved.
+        savings: ``(fingerprint, seconds)`` per improved shape: the time the
+            workload spent in it times the estimated cost reduction
+            (PostgreSQL), or the whole time (SQLite, which has no costs: an
+            upper bound). :func:`~._apply.apply` ranks by these.
     """
 
     suggestion: IndexSuggestion
@@ -126,6 +130,12 @@ class VerifiedSuggestion:
     checks: tuple[PlanCheck, ...]
     calls: int = 0
     total_time: float = 0.0
+    savings: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def benefit(self) -> float:
+        """Estimated seconds saved over the captured workload (sum of :attr:`savings`)."""
+        return sum(s for _, s in self.savings)
 
     @property
     def improved(self) -> tuple[str, ...]:
@@ -843,15 +853,22 @@ class _Run:
                 checks.append(PlanCheck(runnable[0][0], "error", note=f"index not created: {exc}"))
         order = {fp: i for i, fp in enumerate(s.fingerprints)}
         checks.sort(key=lambda c: order.get(c.fingerprint, len(order)))
-        improved = [self.shapes.get(c.fingerprint) for c in checks if c.outcome == "improved"]
+        improved = [c for c in checks if c.outcome == "improved"]
+        shapes = [self.shapes.get(c.fingerprint) for c in improved]
+        savings = tuple(
+            (c.fingerprint, w.total_time * min(1.0, max(0.0, c.cost_reduction or 1.0)))
+            for c, w in zip(improved, shapes, strict=True)
+            if w is not None
+        )
         return VerifiedSuggestion(
             suggestion=s,
             accepted=bool(improved),
             method=self.backend.method,
             verdict=_verdict(checks, self.margin, self.backend.method),
             checks=tuple(checks),
-            calls=sum(w.calls for w in improved if w is not None),
-            total_time=sum(w.total_time for w in improved if w is not None),
+            calls=sum(w.calls for w in shapes if w is not None),
+            total_time=sum(w.total_time for w in shapes if w is not None),
+            savings=savings,
         )
 
     def check(
