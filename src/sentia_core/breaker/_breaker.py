@@ -295,7 +295,11 @@ class CircuitBreaker:
         core = self._core
         monotonic = self._monotonic
         now = monotonic()
-        decision = self._admit(now)
+        asked = core.acquire(now)
+        if asked.__class__ is StoreCall:
+            assert isinstance(asked, StoreCall)
+            asked = core.after_store(asked, self._run_store(asked), now)
+        decision = cast(Decision, asked)
         if decision.__class__ is Reject:
             assert isinstance(decision, Reject)
             if self._fallback is not None:

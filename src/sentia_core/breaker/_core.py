@@ -37,6 +37,7 @@ finds the breaker full, so a lost call cannot wedge the breaker in HALF_OPEN.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -140,6 +141,11 @@ class StoreCall:
 Decision = Admit | Trial | Reject
 
 
+def _count_of(counter: itertools.count[int]) -> int:
+    """How many times ``next()`` was called on ``counter`` (its repr is ``count(N)``)."""
+    return int(repr(counter)[6:-1])
+
+
 def _outcome_name(code: int) -> Outcome:
     if code < 0:
         return "ignored"
@@ -162,12 +168,14 @@ class BreakerCore:
         "_lock",
         "_next_permit",
         "_next_sync",
+        "_open_reject",
         "_open_until",
         "_pass",
         "_permits",
         "_predicate",
         "_reject",
         "_rejected",
+        "_rejections",
         "_shared_clean",
         "_shared_generation",
         "_shared_totals",
@@ -225,6 +233,10 @@ class BreakerCore:
         self._trips = 0
         self._times_opened = 0
         self._rejected = 0
+        #: Rejections counted without the lock (``next()`` is atomic).
+        self._rejections = itertools.count()
+        #: The Reject of the current OPEN period, for the lock-free check (no store).
+        self._open_reject: Reject | None = None
         self._permits: dict[int, float] = {}
         self._next_permit = 1
         self._trial_successes = 0
@@ -277,6 +289,13 @@ class BreakerCore:
         admit = self._pass
         if admit is not None:
             return admit
+        reject = self._open_reject
+        if reject is not None and now < reject.until:  # type: ignore[operator]
+            # Open, in-process: reject without the lock (the hot path of an outage).
+            next(self._rejections)
+            if self._listening:
+                self._emit(None, reject)
+            return reject
         with self._lock:
             if self._pass is not None:
                 return self._pass
@@ -552,6 +571,7 @@ class BreakerCore:
             self._consecutive = 0
             self._trips = 0
         self._admit = Admit(self._generation, new is _CLOSED, self._shared_generation)
+        self._open_reject = self._reject if new is _OPEN and self.store is None else None
         self.refresh_fast()
 
     def _changed(
@@ -698,7 +718,7 @@ class BreakerCore:
                 failure_rate=failures / calls if calls else 0.0,
                 slow_call_rate=slow / calls if calls else 0.0,
                 consecutive_failures=consecutive,
-                rejected=self._rejected,
+                rejected=self._rejected + _count_of(self._rejections),
                 times_opened=self._times_opened,
                 last_transition_at=self._last_transition_at,
                 retry_after=max(0.0, self._open_until - now) if state is _OPEN else 0.0,
