@@ -226,3 +226,29 @@ def test_listener_changes_racing_transitions_never_leave_a_stale_shortcut() -> N
         stop.set()
         t.join(10)
         sys.setswitchinterval(interval)
+
+
+def test_rejections_are_counted_exactly_across_threads() -> None:
+    b = CircuitBreaker("db", consecutive_failures=1, reset_timeout=3600)
+    with pytest.raises(Boom):
+        b.call(_raise)
+    threads_n, per_thread = 6, 400
+    start = threading.Barrier(threads_n, timeout=10)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+
+    def reject_many() -> None:
+        start.wait()
+        for _ in range(per_thread):
+            with pytest.raises(CircuitOpenError):
+                b.call(lambda: None)
+
+    threads = [threading.Thread(target=reject_many) for _ in range(threads_n)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        sys.setswitchinterval(interval)
+    assert b.metrics().rejected == threads_n * per_thread
