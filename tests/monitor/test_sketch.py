@@ -249,3 +249,18 @@ def test_copy_is_independent() -> None:
     b = a.copy()
     b.add(2.0)
     assert (a.count, b.count) == (1, 2)
+
+
+@given(values=signed_values)
+def test_a_frozen_sketch_merges_like_the_original(values: list[float]) -> None:
+    sketch = QuantileSketch()
+    sketch.add_batch(values)
+    a, b = QuantileSketch(), QuantileSketch()
+    a.add_batch([1.0, -2.0])
+    b.add_batch([1.0, -2.0])
+    a.merge(sketch)
+    b.merge_frozen(sketch.freeze())
+    assert a.to_dict() == b.to_dict()
+    assert len(sketch.freeze()) == sketch.count
+    with pytest.raises(MetricError):
+        QuantileSketch(0.05).merge_frozen(sketch.freeze())

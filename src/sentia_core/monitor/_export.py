@@ -94,23 +94,23 @@ def prometheus_text(
             out.append(f"# TYPE {fam.name} {'histogram' if as_buckets else 'summary'}")
             for s in series:
                 assert isinstance(s, Histogram)
-                total = s.sketch()
                 lv = s.label_values
+                count, total_sum = s.totals()
                 if as_buckets:
-                    for b, bt in zip(bounds, btext, strict=True):
+                    ranks = s.sketch().ranks(bounds)
+                    for bt, rank in zip(btext, ranks, strict=True):
                         le = _labels(names, lv, f'le="{bt}"')
-                        out.append(f"{fam.name}_bucket{le} {total.rank(b)}")
+                        out.append(f"{fam.name}_bucket{le} {rank}")
                     le = _labels(names, lv, 'le="+Inf"')
-                    out.append(f"{fam.name}_bucket{le} {total.count}")
+                    out.append(f"{fam.name}_bucket{le} {count}")
                 else:
-                    window = total if summary_window is None else s.sketch(summary_window)
-                    values = window.quantiles(quantiles)
+                    values = s.sketch(summary_window).quantiles(quantiles)
                     for qt, v in zip(qtext, values, strict=True):
                         ql = _labels(names, lv, f'quantile="{qt}"')
                         out.append(f"{fam.name}{ql} {format_value(v)}")
                 plain = _labels(names, lv)
-                out.append(f"{fam.name}_sum{plain} {format_value(total.sum)}")
-                out.append(f"{fam.name}_count{plain} {total.count}")
+                out.append(f"{fam.name}_sum{plain} {format_value(total_sum)}")
+                out.append(f"{fam.name}_count{plain} {count}")
     return "\n".join(out) + "\n" if out else ""
 
 

@@ -37,7 +37,7 @@ from typing import Any, Generic, TypeVar
 from sentia_core.errors import MetricError
 
 from ._names import check_label_names, check_metric_name, label_values
-from ._sketch import QuantileSketch
+from ._sketch import FrozenSketch, QuantileSketch
 from ._timing import Timer
 
 __all__ = [
@@ -276,7 +276,7 @@ class Histogram(_Series):
         self._now = now
         self._total = QuantileSketch(relative_accuracy, max_buckets)
         self._current = self._total.empty_like()
-        self._ring: deque[tuple[int, QuantileSketch]] = deque()
+        self._ring: deque[tuple[int, FrozenSketch]] = deque()
         self._skipped = 0
         if window_slot is None:
             self._slot_seconds = _INF
@@ -340,7 +340,7 @@ class Histogram(_Series):
         index = math.floor(now / self._slot_seconds)
         if self._current:
             self._total.merge(self._current)
-            self._ring.append((self._slot_index, self._current))
+            self._ring.append((self._slot_index, self._current.freeze()))
             self._current = self._total.empty_like()
         ring = self._ring
         oldest = index - self._ring_len
@@ -375,10 +375,10 @@ class Histogram(_Series):
             start = now - window
             merged = self._current.copy()
             slot = self._slot_seconds
-            for index, sk in reversed(self._ring):
+            for index, frozen in reversed(self._ring):
                 if (index + 1) * slot <= start:
                     break
-                merged.merge(sk)
+                merged.merge_frozen(frozen)
             return merged
 
     def _check_window(self, window: float) -> None:
@@ -412,6 +412,15 @@ class Histogram(_Series):
     def quantile(self, q: float, window: float | None = None) -> float | None:
         """The ``q``-quantile (0..1) over all time or the last ``window`` seconds; None if empty."""
         return self.sketch(window).quantile(q)
+
+    def totals(self) -> tuple[int, float]:
+        """(count, sum) over all time, read together without copying the sketch."""
+        with self._lock:
+            self._sync_locked()
+            return (
+                self._total.count + self._current.count,
+                self._total.sum + self._current.sum,
+            )
 
     @property
     def count(self) -> int:

@@ -319,6 +319,7 @@ class PerformanceMonitor:
         self._disk_paths = tuple(disk_paths)
         self._system: SystemCollector | None = None
         self._os_totals: dict[str, float] = {}
+        self._system_series: dict[tuple[str, str], Counter | Gauge] = {}
         self._event_counters: dict[tuple[type, str], Counter] = {}
         self._reported: dict[tuple[str, str], int] = {}
         self._self_series: dict[tuple[str, str], Counter | Gauge] = {}
@@ -502,7 +503,6 @@ class PerformanceMonitor:
                 self._system = SystemCollector(self._disk_paths, self._now)
             collector = self._system
         sample = collector.collect()
-        g = self.gauge
         gauges: list[tuple[str, float | None, str]] = [
             ("system_cpu_percent", sample.cpu_percent, "Machine CPU busy, percent."),
             ("system_memory_percent", sample.memory_percent, "Machine memory in use, percent."),
@@ -525,11 +525,13 @@ class PerformanceMonitor:
         ]  # fmt: skip
         for metric, value, text in gauges:
             if value is not None:
-                g(metric, help=text).set(value)
+                self._system_gauge(metric, text).set(value)
         for path, pct in sample.disk_usage_percent.items():
-            g("system_disk_usage_percent", help="Filesystem used, percent.", path=path).set(pct)
+            self._system_gauge("system_disk_usage_percent", "Filesystem used, percent.", path).set(
+                pct
+            )
         for path, free in sample.disk_free_bytes.items():
-            g("system_disk_free_bytes", help="Filesystem free space.", path=path).set(free)
+            self._system_gauge("system_disk_free_bytes", "Filesystem free space.", path).set(free)
         totals: list[tuple[str, float | None, str]] = [
             ("system_disk_read_bytes_total", sample.disk_read_bytes, "Bytes read from disks."),
             ("system_disk_written_bytes_total", sample.disk_write_bytes, "Bytes written to disks."),
@@ -545,10 +547,21 @@ class PerformanceMonitor:
             last = self._os_totals.get(metric)
             delta = value if last is None or value < last else value - last
             self._os_totals[metric] = value
-            c = self.counter(metric, help=text)
+            c = self._system_series.get((metric, ""))
+            if c is None:
+                c = self._system_series[metric, ""] = self.counter(metric, help=text)
+            assert isinstance(c, Counter)
             if delta > 0:
                 c.inc(delta)
         return sample
+
+    def _system_gauge(self, metric: str, text: str, path: str = "") -> Gauge:
+        g = self._system_series.get((metric, path))
+        if g is None:
+            labels = {"path": path} if path else {}
+            g = self._system_series[metric, path] = self.gauge(metric, labels, help=text)
+        assert isinstance(g, Gauge)
+        return g
 
     # ------------------------------------------------------------------ ticking
 

@@ -23,6 +23,7 @@ how many it skipped.
 from __future__ import annotations
 
 import math
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import repeat
@@ -31,7 +32,7 @@ from typing import Any
 
 from sentia_core.errors import MetricError
 
-__all__ = ["QuantileSketch"]
+__all__ = ["FrozenSketch", "QuantileSketch"]
 
 _INF = math.inf
 _log = math.log
@@ -183,6 +184,33 @@ class QuantileSketch:
         if len(self._neg) > self._max_buckets:
             _collapse(self._neg, self._max_buckets)
 
+    def freeze(self) -> FrozenSketch:
+        """A compact read-only copy (about 12 bytes per bucket instead of ~100)."""
+        return FrozenSketch(self)
+
+    def merge_frozen(self, other: FrozenSketch) -> None:
+        """Add every value a :class:`FrozenSketch` of the same accuracy holds."""
+        if other.gamma != self._gamma:
+            raise MetricError("cannot merge sketches of different relative accuracy")
+        if not other.count:
+            return
+        for store, keys, counts in (
+            (self._pos, other.pos_keys, other.pos_counts),
+            (self._neg, other.neg_keys, other.neg_counts),
+        ):
+            get = store.get
+            for key, c in zip(keys, counts, strict=True):
+                store[key] = get(key, 0) + c
+        self._zero += other.zero
+        self._count += other.count
+        self._sum += other.sum
+        self._min = min(self._min, other.min)
+        self._max = max(self._max, other.max)
+        if len(self._pos) > self._max_buckets:
+            _collapse(self._pos, self._max_buckets)
+        if len(self._neg) > self._max_buckets:
+            _collapse(self._neg, self._max_buckets)
+
     def copy(self) -> QuantileSketch:
         """An independent copy."""
         new = QuantileSketch.__new__(QuantileSketch)
@@ -306,17 +334,28 @@ class QuantileSketch:
             yield cum, self._value(key)
 
     def rank(self, value: float) -> int:
-        """Approximately how many values are <= ``value`` (bucket resolution).
+        """Approximately how many values are <= ``value`` (see :meth:`ranks`)."""
+        return self.ranks((value,))[0]
 
-        Counts every bucket whose representative is <= ``value``; used to
-        render cumulative ``le`` buckets.
+    def ranks(self, bounds: Sequence[float]) -> list[int]:
+        """For each bound, approximately how many values are <= it, in one pass.
+
+        A bucket counts as <= a bound when its representative value is, so a
+        value is misplaced only when it lies within the relative accuracy of
+        the bound. Used to render cumulative ``le`` buckets.
         """
+        order = sorted(range(len(bounds)), key=lambda i: bounds[i])
+        out = [0] * len(bounds)
+        walk = self._walk()
         total = 0
-        for cum, v in self._walk():
-            if v > value:
-                break
-            total = cum
-        return total
+        pending: tuple[int, float] | None = next(walk, None)
+        for i in order:
+            bound = bounds[i]
+            while pending is not None and pending[1] <= bound:
+                total = pending[0]
+                pending = next(walk, None)
+            out[i] = total
+        return out
 
     # ------------------------------------------------------------------ (de)serializing
 
@@ -387,6 +426,39 @@ class QuantileSketch:
             f"QuantileSketch(relative_accuracy={self._relative_accuracy}, "
             f"count={self._count}, buckets={self.bucket_count})"
         )
+
+
+class FrozenSketch:
+    """A read-only, compact snapshot of a :class:`QuantileSketch` (bucket keys and
+    counts in two arrays); windows keep their retired slots in this form."""
+
+    __slots__ = (
+        "count",
+        "gamma",
+        "max",
+        "min",
+        "neg_counts",
+        "neg_keys",
+        "pos_counts",
+        "pos_keys",
+        "sum",
+        "zero",
+    )
+
+    def __init__(self, sketch: QuantileSketch) -> None:
+        self.gamma = sketch._gamma
+        self.count = sketch._count
+        self.sum = sketch._sum
+        self.min = sketch._min
+        self.max = sketch._max
+        self.zero = sketch._zero
+        self.pos_keys = array("q", sketch._pos.keys())
+        self.pos_counts = array("q", sketch._pos.values())
+        self.neg_keys = array("q", sketch._neg.keys())
+        self.neg_counts = array("q", sketch._neg.values())
+
+    def __len__(self) -> int:
+        return self.count
 
 
 def _count_value(value: object) -> int:

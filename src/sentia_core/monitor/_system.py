@@ -141,8 +141,9 @@ class SystemCollector:
             if du is not None:
                 usage[path] = float(du.percent)
                 free[path] = float(du.free)
-        dio = _maybe(psutil.disk_io_counters)
-        nio = _maybe(psutil.net_io_counters)
+        # nowrap=False: cheaper, and the monitor treats a decrease as a counter reset
+        dio = _maybe(psutil.disk_io_counters, False, False)
+        nio = _maybe(psutil.net_io_counters, False, False)
         load = _maybe(psutil.getloadavg)
 
         proc_cpu = proc_seconds = rss = threads = fds = None
