@@ -125,6 +125,8 @@ class FlakyBackend:
         self.fail_registrations = 0
         self.register_attempts: list[float] = []
         self.calls: list[str] = []
+        #: called (once) at the start of the next ``register``: a concurrent actor
+        self.on_register: Callable[[], object] | None = None
 
     def _gate(self, op: str) -> None:
         from sentia_core.errors import BackendUnavailableError
@@ -137,6 +139,9 @@ class FlakyBackend:
         from sentia_core.errors import BackendUnavailableError
 
         self.register_attempts.append(self.clock.monotonic())
+        hook, self.on_register = self.on_register, None
+        if hook is not None:
+            hook()
         self._gate("register")
         if self.fail_registrations:
             self.fail_registrations -= 1

@@ -148,6 +148,33 @@ def test_a_lost_lease_is_detected_and_the_instance_registers_again(
     assert isinstance(events[-1], InstanceRegistered) and events[-1].reregistration
 
 
+def test_a_deregistration_racing_a_reregistration_wins(
+    clock: ManualClock, backend: MemoryBackend
+) -> None:
+    flaky = FlakyBackend(backend, clock)
+    reg = make(clock, flaky)
+    inst = reg.register("s", "h:1")
+    backend.deregister("s", inst.id)  # the lease is lost...
+    flaky.on_register = lambda: reg.deregister(inst)  # ...and the user deregisters meanwhile
+    clock.advance(10)
+    reg.run_once()  # the heartbeat re-registers, then sees it is no longer owned
+    assert backend.instances("s") == []
+    assert reg.owned() == []
+
+
+def test_a_replacement_racing_a_reregistration_keeps_the_newer_data(
+    clock: ManualClock, backend: MemoryBackend
+) -> None:
+    flaky = FlakyBackend(backend, clock)
+    reg = make(clock, flaky)
+    reg.register("s", "h:1", instance_id="x", metadata={"v": "1"})
+    backend.deregister("s", "x")
+    flaky.on_register = lambda: reg.register("s", "h:1", instance_id="x", metadata={"v": "2"})
+    clock.advance(10)
+    reg.run_once()
+    assert [dict(i.metadata) for i in backend.instances("s")] == [{"v": "2"}]
+
+
 def test_registration_retries_with_growing_jittered_backoff(
     clock: ManualClock, backend: MemoryBackend
 ) -> None:

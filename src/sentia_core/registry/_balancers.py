@@ -178,12 +178,13 @@ class LeastOutstanding:
         n = len(candidates)
         start = int(self._random() * n)
         best = candidates[start]
-        best_score = (load(best) + 1) / best.weight
+        best_load, best_weight = load(best) + 1, best.weight
         for k in range(start + 1 - n, start):  # every other index, wrapping around
             inst = candidates[k]
-            score = (load(inst) + 1) / inst.weight
-            if score < best_score:
-                best, best_score = inst, score
+            inst_load = load(inst) + 1
+            # inst_load / inst.weight < best_load / best_weight, without division
+            if inst_load * best_weight < best_load * inst.weight:
+                best, best_load, best_weight = inst, inst_load, inst.weight
         return best
 
 

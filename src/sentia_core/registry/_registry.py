@@ -647,16 +647,17 @@ class ServiceRegistry:
         if service in self._views:
             self._dirty.add(service)
 
-    def _needs_reload(self, view: ServiceView | None, service: str, now: float) -> bool:
-        if view is None or service in self._dirty:
-            return True
-        # With the background thread running it refreshes views; without it,
-        # a view older than two refresh intervals is reloaded on use.
-        return self._thread is None and now - view.loaded_at > self._stale_after
+    # A request reloads a view when it is missing, a notification named its
+    # service, or it is past ``view.reload_at``: with the background thread
+    # running that is never (the thread refreshes views); without it, two
+    # refresh intervals after the last load. choose/call/acall inline this test.
+
+    def _reload_at(self, now: float) -> float:
+        return math.inf if self._thread is not None else now + self._stale_after
 
     def _view(self, service: str, now: float) -> ServiceView:
         view = self._views.get(service)
-        if view is None or self._needs_reload(view, service, now):
+        if view is None or service in self._dirty or now > view.reload_at:
             return self._reload(service, now)
         return view
 
@@ -676,11 +677,13 @@ class ServiceRegistry:
         except BackendError as exc:
             with view.lock:
                 view.loaded_at = now
+                view.reload_at = self._reload_at(now)
                 view.stale = True
             self._backend_failed(exc)
             return view
         with view.lock:
             changed = view.apply(fresh, seq, now)
+            view.reload_at = self._reload_at(now)
             snapshot = view.instances
         with self._lock:
             self._refreshes += 1
@@ -724,7 +727,7 @@ class ServiceRegistry:
         """
         now = self._now()
         view = self._views.get(service)
-        if view is None or self._needs_reload(view, service, now):
+        if view is None or service in self._dirty or now > view.reload_at:
             view = self._reload(service, now)
         if zone is _UNSET:
             zone = self._zone if self._prefer_zone else None
@@ -775,7 +778,7 @@ class ServiceRegistry:
         left = self._retries if retries is None else check_int("retries", retries, minimum=0)
         now = self._now()
         view = self._views.get(service)
-        if view is None or self._needs_reload(view, service, now):
+        if view is None or service in self._dirty or now > view.reload_at:
             view = self._reload(service, now)
         if zone is _UNSET:
             zone = self._zone if self._prefer_zone else None
@@ -813,7 +816,7 @@ class ServiceRegistry:
         left = self._retries if retries is None else check_int("retries", retries, minimum=0)
         now = self._now()
         view = self._views.get(service)
-        if view is None or self._needs_reload(view, service, now):
+        if view is None or service in self._dirty or now > view.reload_at:
             view = await asyncio.to_thread(self._reload, service, now)
         if zone is _UNSET:
             zone = self._zone if self._prefer_zone else None
@@ -843,9 +846,12 @@ class ServiceRegistry:
         retry: _Retry | None,
     ) -> tuple[Instance, Counters, BreakerLike]:
         """Pick an instance for the next attempt and count it as started."""
-        cands: Sequence[Instance]
+        cands: Sequence[Instance] | None
         if retry is None:
-            cands = view.candidates(now, zone)
+            # the cached-candidates fast path of view.candidates(), inlined
+            cands = view.cache.get(zone) if now < view.cache_until else None
+            if cands is None:
+                cands = view.candidates(now, zone)
         else:
             cands = view.retry_candidates(now, zone, retry.tried)
         if not cands:
@@ -959,6 +965,8 @@ class ServiceRegistry:
                 target=self._loop, name=f"sentia-registry-{self._name}", daemon=True
             )
             self._thread = thread
+            for view in self._views.values():
+                view.reload_at = math.inf
         thread.start()
         return self
 
@@ -972,6 +980,8 @@ class ServiceRegistry:
         """
         with self._lock:
             thread, self._thread = self._thread, None
+            for view in self._views.values():
+                view.reload_at = view.loaded_at + self._stale_after
         if thread is not None:
             self._stopping.set()
             self._sub.wake()
@@ -1056,7 +1066,7 @@ class ServiceRegistry:
         now = self._now()
         if not o.registered:
             if now >= o.retry_at:
-                self._try_register(o, now)
+                self._register_owned(key, o, now)
         elif now >= o.next_heartbeat:
             self._heartbeat(key, o, now)
         if o.check is not None and self._still_owned(key, o) and self._now() >= o.next_check:
@@ -1108,7 +1118,23 @@ class ServiceRegistry:
         )
         if self._listeners:
             self._emit(LeaseLost(self._source, self._clock.time(), inst))
+        self._register_owned(key, o, now)
+
+    def _register_owned(self, key: tuple[str, str], o: _Owned, now: float) -> None:
+        """(Re)register an owned instance from the background work.
+
+        ``deregister`` (or ``register`` with the same id) may run meanwhile in
+        another thread; then undo this registration rather than resurrect the
+        instance, or store the newer registration over it.
+        """
         self._try_register(o, now)
+        current = self._owned.get(key)
+        if current is o or not o.registered:
+            return
+        if current is None:
+            self._remove(o.instance.service, o.instance.id, "deregistered")
+        else:
+            self._try_register(current, now)
 
     def _probe(self, key: tuple[str, str], o: _Owned) -> None:
         assert o.check is not None

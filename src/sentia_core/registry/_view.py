@@ -110,6 +110,8 @@ class ServiceView:
         self.panic_threshold = panic_threshold
         #: monotonic time of the last load attempt (-inf: never loaded).
         self.loaded_at = -math.inf
+        #: a request past this time reloads the view (set by the registry).
+        self.reload_at = -math.inf
         #: sequence number of the load whose result is applied (drops stale reads).
         self.applied_seq = -1
         self.stale = False
