@@ -1,6 +1,8 @@
 """Circuit breaker: a pure state machine and sliding windows, thin sync/async adapters.
 
-See ``docs/breaker.md``. Everything public is re-exported here.
+:class:`CircuitBreaker` is the entry point; :class:`RedisStateStore` shares its
+state across processes. See ``docs/breaker.md``. Everything public is
+re-exported here; the modules are private.
 """
 
 from ._breaker import CircuitBreaker

@@ -18,7 +18,10 @@ that started before :meth:`reset` never lands in the fresh window.
 Hot path: while CLOSED (or DISABLED) with nobody timing calls, ``fast`` holds
 the generation's :class:`Admit`; the adapters read that one attribute, run
 the call, and skip :meth:`complete` when the window is ``clean`` (a success
-cannot change it). That path reads no clock and takes no lock.
+cannot change it). That path reads no clock and takes no lock. An in-process
+OPEN breaker rejects without the lock too: ``_open_reject`` is the period's
+one :class:`Reject`, and rejections are counted with an atomic
+``itertools.count``.
 
 With a state store (``_store.py``) the shared state is the truth: the core
 returns a :class:`StoreCall` instead of deciding when the shared state
