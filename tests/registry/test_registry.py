@@ -363,6 +363,22 @@ def test_views_refresh_periodically_when_notifications_are_lost(
     assert consumer.stats().refreshes >= 2
 
 
+def test_without_the_thread_a_stale_view_reloads_on_use(
+    clock: ManualClock, backend: MemoryBackend
+) -> None:
+    flaky = FlakyBackend(backend, clock)
+    flaky.silent = True  # no notifications: only staleness can refresh the view
+    consumer = make(clock, flaky, refresh_interval=10)
+    owner = make(clock, backend, ttl=120, heartbeat_interval=60)
+    first = owner.register("s", "h:1")
+    assert consumer.instances("s") == [first]
+    owner.register("s", "h:2")
+    clock.advance(20)  # two refresh intervals: still trusted
+    assert consumer.instances("s") == [first]
+    clock.advance(0.1)
+    assert len(consumer.instances("s")) == 2
+
+
 def test_self_preservation_keeps_the_last_known_instances(
     clock: ManualClock, backend: MemoryBackend
 ) -> None:
