@@ -709,8 +709,11 @@ def analysis_cost(suite: Suite) -> None:
     med = suite.compare(
         "analyze one shape of this workload vs parsing it alone", cases, number=200, rounds=7
     )
-    suite.ratio("sentia analyze (uncached) / sqlparse.parse", med["sentia analyze (uncached)"],
-                med["sqlparse.parse"])  # fmt: skip
+    suite.ratio(
+        "sentia analyze (uncached) / sqlparse.parse",
+        med["sentia analyze (uncached)"],
+        med["sqlparse.parse"],
+    )
 
 
 def main() -> None:

@@ -125,6 +125,25 @@ def test_an_index_whose_shapes_are_already_served_is_redundant(lite: sqlite3.Con
     assert "redundant" in result[("customer_id",)].reason
 
 
+def test_an_index_that_needs_another_is_skipped_without_it(lite: sqlite3.Connection) -> None:
+    base = fake(True, columns=("customer_id",), savings=(("a", 100.0),))
+    helper = fake(False, columns=("status",), savings=())
+    needy = VerifiedSuggestion(
+        fake(True, columns=("plant",)).suggestion,
+        accepted=True,
+        method="test",
+        verdict="kept",
+        checks=(),
+        calls=1000,
+        savings=(("b", 50.0),),
+        depends_on=(helper.suggestion.name,),
+    )
+    result = {r.columns: r for r in apply([base, helper, needy], lite, coverage=1.0)}
+    assert result[("customer_id",)].status == "dry-run"
+    assert result[("plant",)].status == "skipped"
+    assert "pays off only together with ix_status" in result[("plant",)].reason
+
+
 def test_without_savings_every_accepted_index_is_kept(lite: sqlite3.Connection) -> None:
     verified = verify(suggest_indexes(workload(), lite), lite)  # no workload: no savings
     assert all(v.accepted and v.savings == () for v in verified)

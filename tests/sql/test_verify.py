@@ -82,6 +82,25 @@ def test_sqlite_join_index_on_the_referencing_side(lite: sqlite3.Connection) -> 
     assert "SEARCH l USING" in found[("order_id",)].checks[0].plan_after
 
 
+def test_second_pass_finds_an_index_that_helps_once_the_other_join_side_has_one(
+    lite: sqlite3.Connection,
+) -> None:
+    shape = (
+        "SELECT o.id, l.product_id FROM orders o JOIN order_lines l ON l.order_id = o.id "
+        "WHERE o.customer_id = ? AND o.status = ?"
+    )
+    sugg = suggest_indexes([shape], lite)
+    alone = by_columns(verify(sugg, lite, [shape], interactions=False))
+    assert alone[("order_id",)].accepted
+    assert not alone[("customer_id", "status")].accepted  # SQLite keeps scanning lines
+    together = by_columns(verify(sugg, lite, [shape]))
+    v = together[("customer_id", "status")]
+    assert v.accepted and v.depends_on == ("ix_order_lines_order_id",)
+    assert "with ix_order_lines_order_id in place" in v.verdict
+    assert "ix_order_lines_order_id" in v.checks[0].plan_before  # the baseline has it
+    assert together[("order_id",)].depends_on == ()
+
+
 def test_sqlite_update_is_checked_through_its_where_clause(lite: sqlite3.Connection) -> None:
     before = lite.execute("SELECT sum(qty) FROM order_lines").fetchone()
     [v] = verify([suggestion("order_lines", ("product_id",), UPDATE_LINES)], lite, [UPDATE_LINES])

@@ -274,10 +274,15 @@ def _select(
     def marginal(v: VerifiedSuggestion) -> float:
         return sum(max(0.0, saved - covered.get(fp, 0.0)) for fp, saved in v.savings)
 
+    chosen: set[str] = set()
     while remaining:
-        pick = max(
-            remaining, key=lambda v: (marginal(v), v.total_time, v.calls, v.table, v.columns)
-        )
+        ready = [v for v in remaining if set(v.depends_on) <= chosen]
+        if not ready:
+            for v in remaining:
+                missing = ", ".join(sorted(set(v.depends_on) - chosen))
+                out.append((v, f"it pays off only together with {missing}, which is not created"))
+            break
+        pick = max(ready, key=lambda v: (marginal(v), v.total_time, v.calls, v.table, v.columns))
         remaining.remove(pick)
         gain = marginal(pick)
         if gain <= 0.0:
@@ -293,6 +298,7 @@ def _select(
             )
         else:
             out.append((pick, ""))
+            chosen.add(pick.suggestion.name)
             gained += gain
             for fp, saved in pick.savings:
                 covered[fp] = max(covered.get(fp, 0.0), saved)

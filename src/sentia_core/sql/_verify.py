@@ -121,6 +121,10 @@ class VerifiedSuggestion:
             workload spent in it times the estimated cost reduction
             (PostgreSQL), or the whole time (SQLite, which has no costs: an
             upper bound). :func:`~._apply.apply` ranks by these.
+        depends_on: names of other accepted suggestions this one pays off
+            only together with (found by the second pass: with every
+            accepted index in place, a rejected one is tried again; SQLite
+            and PostgreSQL often need the index on both sides of a join).
     """
 
     suggestion: IndexSuggestion
@@ -131,6 +135,7 @@ class VerifiedSuggestion:
     calls: int = 0
     total_time: float = 0.0
     savings: tuple[tuple[str, float], ...] = ()
+    depends_on: tuple[str, ...] = ()
 
     @property
     def benefit(self) -> float:
@@ -729,6 +734,7 @@ def verify(
     range_fraction: float = 0.05,
     method: str = "auto",
     rewrite_writes: bool = True,
+    interactions: bool = True,
     lock_timeout: float = 5.0,
     statement_timeout: float = 60.0,
     rng: random.Random | None = None,
@@ -757,6 +763,10 @@ def verify(
             rolled-back real index), ``"hypopg"`` (fail without it) or
             ``"index"`` (always a rolled-back real index).
         rewrite_writes: explain UPDATE/DELETE through an equivalent SELECT.
+        interactions: a second pass: with every accepted index in place,
+            retry the rejected ones (an index on one side of a join often
+            helps only once the other side has one); a suggestion accepted
+            then names the indexes it needs in ``depends_on``.
         lock_timeout: seconds to wait for a lock (PostgreSQL real indexes).
         statement_timeout: seconds any one statement may take (PostgreSQL).
         rng: random source for value sampling (default ``Random(0)``).
@@ -790,7 +800,10 @@ def verify(
         for s in items:
             for fp in s.fingerprints:
                 run.prepare(fp)
-        return [run.one(s) for s in items]
+        results = [run.one(s) for s in items]
+        if interactions:
+            results = run.second_pass(results)
+        return results
 
 
 class _Run:
@@ -833,11 +846,23 @@ class _Run:
             return
         self.prepared[fp] = reason
 
-    def one(self, s: IndexSuggestion) -> VerifiedSuggestion:
+    def one(
+        self,
+        s: IndexSuggestion,
+        before: Mapping[str, _Plan | str] | None = None,
+        others: Mapping[str, str] | None = None,
+    ) -> VerifiedSuggestion:
+        """Check ``s`` against ``before`` plans (default: no index added).
+
+        ``others`` maps the names of indexes already in place (second pass)
+        to the suggestions they come from.
+        """
+        base = self.before if before is None else before
         checks: list[PlanCheck] = []
+        used: set[str] = set()
         runnable: list[tuple[str, tuple[str, list[object], Analysis], _Plan]] = []
         for fp in s.fingerprints:
-            entry, plan = self.prepared.get(fp), self.before.get(fp)
+            entry, plan = self.prepared.get(fp), base.get(fp)
             if not isinstance(entry, tuple):
                 checks.append(PlanCheck(fp, "skipped", note=entry or "not explainable"))
             elif not isinstance(plan, _Plan):
@@ -848,7 +873,10 @@ class _Run:
             try:
                 with self.backend.with_index(s) as index:
                     for fp, entry, plan in runnable:
-                        checks.append(self.check(fp, entry, plan, index, s))
+                        check, after = self.check(fp, entry, plan, index, s, others=others)
+                        checks.append(check)
+                        if check.outcome == "improved" and others:
+                            used |= {others[n] for n in after if n in others}
             except _ExplainError as exc:
                 checks.append(PlanCheck(runnable[0][0], "error", note=f"index not created: {exc}"))
         order = {fp: i for i, fp in enumerate(s.fingerprints)}
@@ -860,16 +888,53 @@ class _Run:
             for c, w in zip(improved, shapes, strict=True)
             if w is not None
         )
+        verdict = _verdict(checks, self.margin, self.backend.method)
+        if improved and used:
+            verdict += " (with " + ", ".join(sorted(used)) + " in place)"
         return VerifiedSuggestion(
             suggestion=s,
             accepted=bool(improved),
             method=self.backend.method,
-            verdict=_verdict(checks, self.margin, self.backend.method),
+            verdict=verdict,
             checks=tuple(checks),
             calls=sum(w.calls for w in shapes if w is not None),
             total_time=sum(w.total_time for w in shapes if w is not None),
             savings=savings,
+            depends_on=tuple(sorted(used)),
         )
+
+    def second_pass(self, results: list[VerifiedSuggestion]) -> list[VerifiedSuggestion]:
+        """Retry rejected suggestions with every accepted index in place."""
+        accepted = [v.suggestion for v in results if v.accepted]
+        retry = [
+            i
+            for i, v in enumerate(results)
+            if not v.accepted
+            and any(c.outcome in ("not-used", "unchanged", "worse") for c in v.checks)
+        ]
+        if not accepted or not retry:
+            return results
+        out = list(results)
+        try:
+            with contextlib.ExitStack() as stack:
+                others = {stack.enter_context(self.backend.with_index(s)): s.name for s in accepted}
+                base: dict[str, _Plan | str] = {}
+                for i in retry:
+                    for fp in results[i].suggestion.fingerprints:
+                        entry = self.prepared.get(fp)
+                        if fp in base or not isinstance(entry, tuple):
+                            continue
+                        try:
+                            base[fp] = self.backend.explain(entry[0], entry[1])
+                        except _ExplainError as exc:
+                            base[fp] = str(exc)
+                for i in retry:
+                    again = self.one(results[i].suggestion, base, others)
+                    if again.accepted:
+                        out[i] = again
+        except _ExplainError:
+            return results
+        return out
 
     def check(
         self,
@@ -878,12 +943,14 @@ class _Run:
         plan: _Plan,
         index: str,
         s: IndexSuggestion,
-    ) -> PlanCheck:
+        *,
+        others: Mapping[str, str] | None = None,
+    ) -> tuple[PlanCheck, frozenset[str]]:
         text, params, analysis = entry
         try:
             after = self.backend.explain(text, params)
         except _ExplainError as exc:
-            return PlanCheck(fp, "error", note=f"EXPLAIN with the index failed: {exc}")
+            return PlanCheck(fp, "error", note=f"EXPLAIN with the index failed: {exc}"), frozenset()
         table = s.table.lower()
         aliases = {
             alias.lower()
@@ -892,16 +959,21 @@ class _Run:
             if t.lower() == table
         }
         outcome, note = self.backend.judge(plan, after, index, aliases, self.margin)
-        return PlanCheck(
+        before_text, after_text = plan.summary, after.summary.replace(index, "<index>")
+        for real, name in (others or {}).items():
+            before_text = before_text.replace(real, name)
+            after_text = after_text.replace(real, name)
+        check = PlanCheck(
             fp,
             outcome,
             uses_index=index in after.indexes,
             cost_before=plan.cost,
             cost_after=after.cost,
-            plan_before=plan.summary,
-            plan_after=after.summary.replace(index, "<index>"),
+            plan_before=before_text,
+            plan_after=after_text,
             note=note,
         )
+        return check, after.indexes
 
 
 def _verdict(checks: Sequence[PlanCheck], margin: float, method: str) -> str:
