@@ -155,6 +155,9 @@ class TestPolicySeam:
             def on_insert(self, key: str, size: int) -> None:
                 self.sizes[key] = size
 
+            def on_update(self, key: str, size: int) -> None:
+                self.sizes[key] = size
+
             def on_remove(self, key: str) -> None:
                 self.sizes.pop(key, None)
 

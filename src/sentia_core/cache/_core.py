@@ -453,9 +453,14 @@ class CacheCore:
             SerializationError: the codec cannot encode ``value``.
         """
         if not checked:
-            check_key(key)
-            tags = check_tags(tags)
-        l1_ttl, b_ttl = self.resolve_ttl(ttl)
+            if key.__class__ is not str:
+                check_key(key)
+            tags = check_tags(tags) if tags else ()
+        if ttl is None:
+            l1_ttl = self.ttl
+            b_ttl = self.backend_ttl
+        else:
+            l1_ttl = b_ttl = _check_ttl("ttl", ttl)
         codec = self.codec
         if self.payload_mode or self.backend is not None:
             fmt, body = codec.serialize(value)
@@ -467,7 +472,7 @@ class CacheCore:
             raw = codec.measure(value)
             payload = None
             held = value
-            size = key_bytes(key) + raw
+            size = (len(key) if key.isascii() else key_bytes(key)) + raw
         return Prepared(key, held, size, l1_ttl, b_ttl, tags, payload, raw)
 
     def _prepare_l1(
@@ -497,14 +502,21 @@ class CacheCore:
     def store(self, writes: Sequence[Prepared]) -> None:
         """Put prepared writes in the L1; a write wins over any load in flight for its key."""
         now = self.now()
+        stale_ttl = self.stale_ttl
+        put = self.layer.put
         with self.lock:
             self.epoch += 1
+            flights = self.flights
             for p in writes:
-                self._poison_key(p.key)
-                self._count_payload(p)
-                self.sets += 1
-                self._put(p, now)
-            log = self._take_log()
+                if flights:
+                    self._poison_key(p.key)
+                if p.payload is not None:
+                    self._count_payload(p)
+                expires = now + p.ttl
+                put(p.key, Entry(p.value, expires, expires + stale_ttl, p.size, p.tags), now)
+            self.sets += len(writes)
+            log = self.layer.log
+            log = self._take_log() if log else None
         if log:
             self._emit_evictions(log)
 

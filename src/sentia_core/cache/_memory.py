@@ -13,10 +13,14 @@ under the owning cache's lock, so this class does no locking of its own.
 An entry is *live* until ``expires``, *stale* until ``stale_until`` (kept
 only to be served by fail-safe / stale-while-revalidate), then *dead*. Dead
 entries are dropped lazily: a read that finds one removes it, and every write
-first pops the deadline heap (``(stale_until, seq, key, entry)``; O(1) when
-nothing is due) so expired entries free their bytes without a sweeper thread.
-A heap item whose entry was replaced or removed is skipped when popped; the
-heap is rebuilt when such items outnumber live ones.
+first pops the deadline heap (``(stale_until, key)``; O(1) when nothing is
+due) so expired entries free their bytes without a sweeper thread. The heap
+is lazy: a key has at most one pending item, ``_scheduled[key]``, pushed only
+when a write moves its deadline *earlier*; an item that pops before its
+key's current deadline (the key was rewritten later) is pushed again for that
+deadline, and one whose key is gone is dropped. So rewriting a hot key costs
+no heap operation, and the heap is rebuilt from the live entries if deleted
+keys ever make it twice the size of the cache.
 
 Inserting: the old entry under the key (if any) is unlinked first (a
 replacement, not an eviction); dead entries are purged; a value larger than
@@ -29,7 +33,6 @@ byte total (reason ``"bytes"``) would overflow.
 from __future__ import annotations
 
 import heapq
-import itertools
 import math
 from collections.abc import Iterable
 from typing import Any, Literal
@@ -73,7 +76,7 @@ class MemoryLayer:
 
     __slots__ = (
         "_heap",
-        "_seq",
+        "_scheduled",
         "_tags",
         "bytes",
         "data",
@@ -100,8 +103,9 @@ class MemoryLayer:
         #: when not None, every eviction is appended as (key, reason, size)
         #: for the cache to turn into events after it releases its lock.
         self.log: list[tuple[str, EvictionReason, int]] | None = None
-        self._heap: list[tuple[float, int, str, Entry]] = []
-        self._seq = itertools.count()
+        self._heap: list[tuple[float, str]] = []
+        #: key -> the earliest deadline it has in the heap
+        self._scheduled: dict[str, float] = {}
         self._tags: dict[str, set[str]] = {}
 
     def __len__(self) -> int:
@@ -135,39 +139,80 @@ class MemoryLayer:
 
     def put(self, key: str, entry: Entry, now: float) -> bool:
         """Store ``entry`` under ``key``, evicting as needed; False if refused."""
-        old = self.data.get(key)
+        data = self.data
+        size = entry.size
+        old = data.get(key)
         if old is not None:
+            if size <= self.max_bytes and not old.tags and not entry.tags:
+                return self._rewrite(key, old, entry, now)
             self._unlink(key, old)
-        self.purge(now)
+        heap = self._heap
+        if heap and heap[0][0] <= now:
+            self.purge(now)
         if self.max_items == 0:
             return False
-        size = entry.size
         if size > self.max_bytes:
             self.oversize += 1
             return False
-        data = self.data
-        victim = self.policy.victim
-        while len(data) >= self.max_items:
-            k = victim()
-            self._evict(k, data[k], "size")
-        while self.bytes + size > self.max_bytes:
-            k = victim()
-            self._evict(k, data[k], "bytes")
+        if len(data) >= self.max_items or self.bytes + size > self.max_bytes:
+            victim = self.policy.victim
+            while len(data) >= self.max_items:
+                k = victim()
+                self._evict(k, data[k], "size")
+            while self.bytes + size > self.max_bytes:
+                k = victim()
+                self._evict(k, data[k], "bytes")
         data[key] = entry
         self.bytes += size
         self.policy.on_insert(key, size)
-        for tag in entry.tags:
-            keys = self._tags.get(tag)
-            if keys is None:
-                self._tags[tag] = {key}
-            else:
-                keys.add(key)
-        if entry.stale_until != _INF:
-            heap = self._heap
-            heapq.heappush(heap, (entry.stale_until, next(self._seq), key, entry))
-            if len(heap) > 2 * len(data) + 64:
-                self._rebuild_heap()
+        if entry.tags:
+            index = self._tags
+            for tag in entry.tags:
+                keys = index.get(tag)
+                if keys is None:
+                    index[tag] = {key}
+                else:
+                    keys.add(key)
+        deadline = entry.stale_until
+        if deadline != _INF:
+            pending = self._scheduled.get(key)
+            if pending is None or deadline < pending:
+                self._schedule(key, deadline)
         return True
+
+    def _rewrite(self, key: str, old: Entry, entry: Entry, now: float) -> bool:
+        """Replace an untagged entry in place: one dict store, one policy update.
+
+        Same outcome as unlink + insert (the key becomes most recently used and
+        victims are taken while the bytes would overflow) for the commonest
+        write, rewriting a hot key; the key itself is never a victim since it
+        was just made most recent and fits on its own.
+        """
+        self.data[key] = entry
+        self.policy.on_update(key, entry.size)
+        self.bytes += entry.size - old.size
+        heap = self._heap
+        if heap and heap[0][0] <= now:
+            self.purge(now)
+        if self.bytes > self.max_bytes:
+            data = self.data
+            victim = self.policy.victim
+            while self.bytes > self.max_bytes:
+                k = victim()
+                self._evict(k, data[k], "bytes")
+        deadline = entry.stale_until
+        if deadline != _INF:
+            pending = self._scheduled.get(key)
+            if pending is None or deadline < pending:
+                self._schedule(key, deadline)
+        return True
+
+    def _schedule(self, key: str, deadline: float) -> None:
+        heap = self._heap
+        heapq.heappush(heap, (deadline, key))
+        self._scheduled[key] = deadline
+        if len(heap) > 2 * len(self.data) + 1024:
+            self._rebuild_heap()
 
     def pop(self, key: str) -> Entry | None:
         """Remove ``key`` on request (delete / invalidation); not an eviction."""
@@ -185,19 +230,30 @@ class MemoryLayer:
         """Evict every entry whose ``stale_until`` has passed."""
         heap = self._heap
         data = self.data
+        scheduled = self._scheduled
         while heap and heap[0][0] <= now:
-            _, _, key, entry = heapq.heappop(heap)
-            if data.get(key) is entry:
+            deadline, key = heapq.heappop(heap)
+            if scheduled.get(key) == deadline:
+                del scheduled[key]
+            entry = data.get(key)
+            if entry is None:
+                continue
+            if entry.stale_until <= now:
                 self._evict(key, entry, "ttl")
+            elif entry.stale_until != _INF:
+                pending = scheduled.get(key)
+                if pending is None or entry.stale_until < pending:
+                    # the entry was rewritten with a later deadline: follow it
+                    heapq.heappush(heap, (entry.stale_until, key))
+                    scheduled[key] = entry.stale_until
 
     def _rebuild_heap(self) -> None:
-        live = [
-            (e.stale_until, s, k, e)
-            for (_, s, k, e) in self._heap
-            if e.stale_until != _INF and self.data.get(k) is e
-        ]
-        heapq.heapify(live)
-        self._heap = live
+        data = self.data
+        scheduled = {k: e.stale_until for k, e in data.items() if e.stale_until != _INF}
+        heap = [(d, k) for k, d in scheduled.items()]
+        heapq.heapify(heap)
+        self._heap = heap
+        self._scheduled = scheduled
 
     def keys_tagged(self, tags: Iterable[str]) -> set[str]:
         """Every key carrying at least one of ``tags``."""
@@ -215,5 +271,6 @@ class MemoryLayer:
         self.policy.clear()
         self._tags.clear()
         self._heap.clear()
+        self._scheduled.clear()
         self.bytes = 0
         return n

@@ -1,8 +1,9 @@
 """Eviction policies for the L1: which entry leaves when the cache is full.
 
 A policy only orders keys; the L1 owns the entries, sizes and limits. The L1
-calls :meth:`~EvictionPolicy.on_insert`, :meth:`~EvictionPolicy.on_remove` and
-:meth:`~EvictionPolicy.victim` under its lock. ``on_hit`` is different: it is
+calls :meth:`~EvictionPolicy.on_insert`, :meth:`~EvictionPolicy.on_update`,
+:meth:`~EvictionPolicy.on_remove` and :meth:`~EvictionPolicy.victim` under its
+lock. ``on_hit`` is different: it is
 called on the lock-free hit path, so it must be a single call that is atomic
 under the GIL (a C method such as ``OrderedDict.move_to_end``) or ``None``
 (the policy does not care about hits, e.g. FIFO); it may raise ``KeyError``
@@ -31,6 +32,10 @@ class EvictionPolicy(Protocol):
 
     def on_insert(self, key: str, size: int) -> None:
         """``key`` (of ``size`` bytes) was stored; it is not already tracked."""
+        ...
+
+    def on_update(self, key: str, size: int) -> None:
+        """``key``, already tracked, was rewritten with a value of ``size`` bytes."""
         ...
 
     def on_remove(self, key: str) -> None:
@@ -62,6 +67,9 @@ class LRUPolicy:
 
     def on_insert(self, key: str, size: int) -> None:
         self._order[key] = None
+
+    def on_update(self, key: str, size: int) -> None:
+        self._order.move_to_end(key)
 
     def on_remove(self, key: str) -> None:
         self._order.pop(key, None)
