@@ -201,7 +201,7 @@ def zipf(suite: Suite, args: argparse.Namespace) -> None:
         for key in trace:
             if key in cache:
                 hits += 1
-                cache[key]  # noqa: B018 - a read marks the key recently used
+                cache[key]  # a read marks the key recently used
             else:
                 cache[key] = key
         return hits / len(trace)
@@ -215,7 +215,7 @@ def zipf(suite: Suite, args: argparse.Namespace) -> None:
 
     sentia = TieredCache(max_items=capacity, ttl=3600)
     lru: cachetools.LRUCache[str, str] = cachetools.LRUCache(maxsize=capacity)
-    for key in trace[:capacity * 5]:
+    for key in trace[: capacity * 5]:
         sentia.set(key, key)
         lru[key] = key
     it_s = iter(trace * 50)
