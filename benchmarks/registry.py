@@ -114,7 +114,8 @@ class Peer:
 
 
 def make_memory_registry(**kw: Any) -> ServiceRegistry:
-    reg = ServiceRegistry(backend=MemoryBackend(), rng=random.Random(1), **kw)
+    """Ten instances, kept alive by the background thread as in a real service."""
+    reg = ServiceRegistry(backend=MemoryBackend(), rng=random.Random(1), **kw).start()
     for k in range(N_INSTANCES):
         reg.register("svc", f"10.0.0.{k}:80", weight=1 + k % 3, instance_id=f"i{k}")
     return reg
@@ -246,7 +247,7 @@ def bench_call(suite: Suite) -> None:
 
 def bench_failover(suite: Suite) -> None:
     """One of three instances dies under load from 8 threads: failures seen by callers."""
-    reg = ServiceRegistry(backend=MemoryBackend(), strategy="power_of_two")
+    reg = ServiceRegistry(backend=MemoryBackend(), strategy="power_of_two").start()
     for k in range(3):
         reg.register("svc", f"10.0.0.{k}:80", instance_id=f"i{k}")
     dead: set[str] = set()

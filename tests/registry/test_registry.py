@@ -324,6 +324,25 @@ def test_a_probe_that_raises_fails(clock: ManualClock, backend: MemoryBackend) -
     assert reg.instances("s", healthy_only=False)[0].status is HealthStatus.UNHEALTHY
 
 
+def test_a_status_change_that_finds_the_lease_lost_registers_again(
+    clock: ManualClock, backend: MemoryBackend
+) -> None:
+    state = {"up": True}
+    reg = make(clock, backend, health_check_interval=1, unhealthy_threshold=1)
+    events: list[RegistryEvent] = []
+    reg.add_listener(events.append)
+    inst = reg.register("s", "h:1", health_check=lambda i: state["up"])
+    reg.run_once()
+    backend.deregister("s", inst.id)  # swept behind its back
+    state["up"] = False
+    clock.advance(1)
+    reg.run_once()  # the probe publishes the change, finds no lease, registers again
+    (again,) = backend.instances("s")
+    assert again.id == inst.id and again.status is HealthStatus.UNHEALTHY
+    assert any(isinstance(e, LeaseLost) for e in events)
+    assert reg.stats().reregistrations == 1
+
+
 def test_a_status_that_could_not_be_published_is_published_later(
     clock: ManualClock, backend: MemoryBackend
 ) -> None:

@@ -1158,22 +1158,25 @@ class ServiceRegistry:
                 o.unhealthy_since = end
         else:
             o.unhealthy_since = None
-        if o.registered and self._still_owned(key, o):
-            try:
-                if not self._backend.set_status(o.instance.service, o.instance.id, status):
-                    o.registered = False  # lease lost: re-register (with the new status)
-                    o.retry_at = end
-                    o.next_heartbeat = math.inf
-                else:
-                    self._dirty_if_viewed(o.instance.service)
-                self._backend_ok()
-            except BackendError as exc:
-                self._backend_failed(exc)
-                o.status_unpublished = True
         if self._listeners:
             self._emit(
                 InstanceHealthChanged(self._source, self._clock.time(), o.instance, previous)
             )
+        if not (o.registered and self._still_owned(key, o)):
+            return  # a pending registration will carry the new status
+        try:
+            published = self._backend.set_status(o.instance.service, o.instance.id, status)
+        except BackendError as exc:
+            self._backend_failed(exc)
+            o.status_unpublished = True  # the next heartbeat publishes it
+            return
+        self._backend_ok()
+        if published:
+            self._dirty_if_viewed(o.instance.service)
+            return
+        if self._listeners:
+            self._emit(LeaseLost(self._source, self._clock.time(), o.instance))
+        self._register_owned(key, o, end)  # lease lost: register again, new status included
 
     def _sweep(self, now: float) -> None:
         with self._lock:
