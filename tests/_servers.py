@@ -26,11 +26,19 @@ import pytest
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port(max_port: int = 65535) -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now, at most ``max_port``.
+
+    Redis Cluster nodes also listen on port + 10000 (the cluster bus), so they
+    ask for a port below 55536.
+    """
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port <= max_port:
+            return port
+    raise RuntimeError(f"no free loopback port at or below {max_port}")
 
 
 def _wait_for_port(port: int, timeout: float = 20.0) -> None:
@@ -143,7 +151,7 @@ class RedisCluster:
         assert cli is not None
         self.nodes: list[RedisServer] = []
         for _ in range(3):
-            port = free_port()
+            port = free_port(max_port=55000)  # the bus port (port + 10000) must exist too
             node_dir = tempfile.mkdtemp(prefix="sentia-cluster-")
             self.nodes.append(
                 RedisServer(

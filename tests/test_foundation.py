@@ -160,3 +160,12 @@ def test_make_client_rejects_garbage() -> None:
     assert info.value.parameter == "redis"
     with pytest.raises(errors.ConfigError):
         make_client(42)
+
+
+def test_circuit_open_error_pickles_and_formats_lazily() -> None:
+    import pickle
+
+    e = errors.CircuitOpenError("db", 2.5, "half_open")
+    back = pickle.loads(pickle.dumps(e))
+    assert (back.breaker, back.retry_after, back.state) == ("db", 2.5, "half_open")
+    assert str(back) == str(e) == "circuit 'db' is half_open; retry after 2.500s"

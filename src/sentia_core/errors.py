@@ -87,10 +87,15 @@ class CircuitOpenError(CallRejectedError):
     """
 
     def __init__(self, breaker: str, retry_after: float = 0.0, state: str = "open") -> None:
+        # Raised on the hot path of an outage: keep construction cheap and format
+        # the message only when someone reads it.
+        super().__init__(breaker, retry_after, state)
         self.breaker = breaker
         self.retry_after = retry_after
         self.state = state
-        super().__init__(f"circuit {breaker!r} is {state}; retry after {retry_after:.3f}s")
+
+    def __str__(self) -> str:
+        return f"circuit {self.breaker!r} is {self.state}; retry after {self.retry_after:.3f}s"
 
 
 class RateLimitExceeded(CallRejectedError):
