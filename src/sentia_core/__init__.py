@@ -5,6 +5,14 @@ modules. See DESIGN.md for the architecture and ``docs/`` for each component.
 """
 
 from ._version import __version__
+from .breaker import (
+    BreakerCallOutcome,
+    BreakerMetrics,
+    BreakerState,
+    BreakerStateChanged,
+    CircuitBreaker,
+    RedisStateStore,
+)
 from .errors import (
     BackendError,
     BackendUnavailableError,
@@ -28,16 +36,22 @@ from .errors import (
 __all__ = [
     "BackendError",
     "BackendUnavailableError",
+    "BreakerCallOutcome",
+    "BreakerMetrics",
+    "BreakerState",
+    "BreakerStateChanged",
     "BulkheadFullError",
     "CacheError",
     "CallRejectedError",
     "CallTimeoutError",
+    "CircuitBreaker",
     "CircuitOpenError",
     "ConfigError",
     "MetricError",
     "MonitorError",
     "NoHealthyInstanceError",
     "RateLimitExceeded",
+    "RedisStateStore",
     "RegistryError",
     "SentiaError",
     "SerializationError",
