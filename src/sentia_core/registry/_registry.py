@@ -354,6 +354,7 @@ class ServiceRegistry:
         self._watcher_errors = 0
         self._last_services: list[str] = []
         self._next_sweep = -math.inf
+        self._warned_idle = False
         self._tick_lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -481,6 +482,16 @@ class ServiceRegistry:
             status=status,
         )
         owned = _Owned(instance, check, tracker, interval, timeout)
+        if self._thread is None and self._clock is SYSTEM_CLOCK and not self._warned_idle:
+            self._warned_idle = True
+            _log.warning(
+                "registry %s: %s/%s registered but the registry is not started: without "
+                "start() (or run_once() calls) its lease expires after ttl=%gs",
+                self._name,
+                service,
+                iid,
+                self._ttl,
+            )
         self._try_register(owned, self._now())
         with self._lock:
             self._owned[(service, iid)] = owned
