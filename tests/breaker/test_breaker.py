@@ -633,3 +633,25 @@ def test_exit_without_enter_is_ignored(clock: ManualClock) -> None:
     b = CircuitBreaker("db", clock=clock)
     b.__exit__(None, None, None)
     assert b.metrics().calls == 0
+
+
+def test_rejections_by_other_policies_do_not_count_by_default(clock) -> None:  # type: ignore[no-untyped-def]
+    from sentia_core.errors import BulkheadFullError, RateLimitExceeded
+
+    b = CircuitBreaker("partner", consecutive_failures=2, clock=clock)
+
+    def denied() -> None:
+        raise RateLimitExceeded("api", "k", 1.0)
+
+    def full() -> None:
+        raise BulkheadFullError("partner")
+
+    for fn in (denied, full, denied, full):
+        with pytest.raises((RateLimitExceeded, BulkheadFullError)):
+            b.call(fn)
+    assert b.state is BreakerState.CLOSED
+    counting = CircuitBreaker("strict", consecutive_failures=2, ignore_exceptions=(), clock=clock)
+    for _ in range(2):
+        with pytest.raises(RateLimitExceeded):
+            counting.call(denied)
+    assert counting.state is BreakerState.OPEN

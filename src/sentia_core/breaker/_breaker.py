@@ -19,7 +19,7 @@ from typing import Any, ParamSpec, TypeVar, cast, overload
 from sentia_core._clock import SYSTEM_CLOCK, Clock
 from sentia_core._events import Event, Listeners
 from sentia_core._validate import check_callable
-from sentia_core.errors import CircuitOpenError, ConfigError
+from sentia_core.errors import CallRejectedError, CircuitOpenError, ConfigError
 
 from ._config import BreakerConfig, ExceptionRule, ResultPredicate
 from ._core import Admit, BreakerCore, Decision, Reject, StoreCall, Trial
@@ -80,6 +80,9 @@ class CircuitBreaker:
             reported back is reclaimed (default: ``reset_timeout``).
         record_exceptions: exception types or predicates that count as failures.
         ignore_exceptions: exception types or predicates that do not count at all
+            (default: :class:`~sentia_core.errors.CallRejectedError` — a rate-limit
+            denial, a full bulkhead or another breaker's rejection says nothing
+            about this dependency's health)
             (checked first). Other exceptions count as successes (the dependency
             answered); other BaseExceptions (cancellation) are ignored.
         failure_predicate: ``fn(result) -> bool``; True makes a returned value a failure.
@@ -122,7 +125,7 @@ class CircuitBreaker:
         success_threshold: int | None = None,
         half_open_timeout: float | None = None,
         record_exceptions: tuple[ExceptionRule, ...] | type[BaseException] = (Exception,),
-        ignore_exceptions: tuple[ExceptionRule, ...] | type[BaseException] = (),
+        ignore_exceptions: tuple[ExceptionRule, ...] | type[BaseException] = (CallRejectedError,),
         failure_predicate: ResultPredicate | Callable[[Any], bool] | None = None,
         fallback: Callable[..., Any] | None = None,
         state_store: StateStore | None = None,
