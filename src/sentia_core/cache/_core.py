@@ -252,11 +252,15 @@ class CacheCore:
         self.listeners: Listeners[Event] = Listeners()
         #: bumped by every invalidation; see the module docstring.
         self.epoch = 0
+        #: counts hits lock-free (next() on it is one C call); never replaced,
+        #: so the readers built by make_reader keep counting after reset_stats
         self._hits = itertools.count()
+        self._hit = self._hits.__next__
+        self._hits_offset = 0
         self._reset_counters()
 
     def _reset_counters(self) -> None:
-        self._hits = itertools.count()
+        self._hits_offset = self._raw_hits()
         self.misses = 0
         self.sets = 0
         self.invalidated = 0
@@ -318,18 +322,19 @@ class CacheCore:
 
         return read
 
-    def _hit(self) -> None:
-        next(self._hits)
-
     def _own_loads(self, payload: bytes) -> Any:
         return self.codec.loads(payload, verify=False)
 
     def _l1_value(self, entry: Entry) -> Any:
         return self._own_loads(entry.value) if self.payload_mode else entry.value
 
-    def hits(self) -> int:
-        """The hit counter's current value (read without consuming it)."""
+    def _raw_hits(self) -> int:
+        # repr(count(n)) is "count(n)": reading it does not consume a value
         return int(repr(self._hits)[6:-1])
+
+    def hits(self) -> int:
+        """Hits since construction or the last reset_stats()."""
+        return self._raw_hits() - self._hits_offset
 
     # -- miss path (L1 only) -----------------------------------------------------
 

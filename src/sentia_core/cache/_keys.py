@@ -156,20 +156,24 @@ def function_key(
         raise ConfigError("key", key, "key is None, a format string or a callable")
 
     prefix = f"{fn.__module__}.{fn.__qualname__}("
+    first = 1 if skip_first else 0
 
     def default(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-        if skip_first:
-            args = args[1:]
-        if kwargs:
-            named = ",".join(f"{k}={_arg(kwargs[k])}" for k in sorted(kwargs))
-            part = ",".join(map(_arg, args)) + ("," if args else "") + named
-        elif len(args) == 1:
-            part = _arg(args[0])
+        n = len(args) - first
+        if n == 1 and not kwargs:  # the common case, inline: f(42), obj.f("sku")
+            a = args[first]
+            t = type(a)
+            part = repr(a) if t is int or t is str else _arg(a)
         else:
+            if first:
+                args = args[1:]
             part = ",".join(map(_arg, args))
+            if kwargs:
+                named = ",".join(f"{k}={_arg(kwargs[k])}" for k in sorted(kwargs))
+                part = f"{part},{named}" if part else named
         if len(part) > MAX_ARG_PART:
             part = _digest(part)
-        return prefix + part + ")"
+        return f"{prefix}{part})"
 
     return default
 
