@@ -290,6 +290,8 @@ class RateLimiter:
 
     async def ahit(self, tier: str, key: str = "", cost: int = 1) -> RateDecision:
         """:meth:`hit` for asyncio code (non-blocking on every backend)."""
+        if tier in self._local:  # process memory never blocks: the sync fast path
+            return self.hit(tier, key, cost)
         try:
             adecide = self._adecide[tier]
         except (KeyError, TypeError):
