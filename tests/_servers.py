@@ -41,9 +41,13 @@ def free_port(max_port: int = 65535) -> int:
     raise RuntimeError(f"no free loopback port at or below {max_port}")
 
 
-def _wait_for_port(port: int, timeout: float = 20.0) -> None:
+def _wait_for_port(
+    port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server for port {port} exited with {proc.returncode}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return
         time.sleep(0.02)
@@ -74,13 +78,24 @@ def require_redis_binary() -> str:
 class RedisServer:
     """One redis-server process on 127.0.0.1."""
 
-    def __init__(self, *extra_args: str, port: int | None = None) -> None:
+    def __init__(self, *extra_args: str, port: int | None = None, max_port: int = 65535) -> None:
         self.binary = require_redis_binary()
         self.dir = tempfile.mkdtemp(prefix="sentia-redis-")
-        self.port = port or free_port()
+        self.port = port or free_port(max_port)
         self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
-        self.start()
+        # A port picked by free_port() can be taken by another process before the
+        # server binds it (several suites start servers at once): retry on a new
+        # port, unless the caller chose the port.
+        for attempt in range(5):
+            try:
+                self.start()
+                return
+            except RuntimeError:
+                if port is not None or attempt == 4:
+                    shutil.rmtree(self.dir, ignore_errors=True)
+                    raise
+                self.port = free_port(max_port)
 
     @property
     def url(self) -> str:
@@ -103,8 +118,14 @@ class RedisServer:
             "yes",
             *self.extra_args,
         ]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait_for_port(self.port)
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            _wait_for_port(self.port, proc=proc)
+        except RuntimeError:
+            proc.kill()
+            proc.wait(10)
+            raise
+        self.proc = proc
 
     def kill(self) -> None:
         """SIGKILL the server (a crash); :meth:`start` brings it back on the same port."""
@@ -149,9 +170,20 @@ class RedisCluster:
         if cli is None:
             _unavailable("redis-cli", "SENTIA_REQUIRE_REDIS")
         assert cli is not None
+        del binary
         self.nodes: list[RedisServer] = []
+        for attempt in range(3):
+            try:
+                self._create(cli)
+                return
+            except (RuntimeError, subprocess.SubprocessError):
+                self.stop()  # never leak node processes from a failed attempt
+                if attempt == 2:
+                    raise
+
+    def _create(self, cli: str) -> None:
+        self.nodes = []
         for _ in range(3):
-            port = free_port(max_port=55000)  # the bus port (port + 10000) must exist too
             node_dir = tempfile.mkdtemp(prefix="sentia-cluster-")
             self.nodes.append(
                 RedisServer(
@@ -161,10 +193,9 @@ class RedisCluster:
                     os.path.join(node_dir, "nodes.conf"),
                     "--cluster-node-timeout",
                     "2000",
-                    port=port,
+                    max_port=55000,  # the bus port (port + 10000) must exist too
                 )
             )
-        del binary
         addrs = [f"127.0.0.1:{n.port}" for n in self.nodes]
         subprocess.run(
             [cli, "--cluster", "create", *addrs, "--cluster-replicas", "0", "--cluster-yes"],
