@@ -529,9 +529,10 @@ class QueryOptimizer:
         Args:
             source: an iterable of :class:`~sentia_core.sql.ExistingIndex`; a
                 sqlite3 or psycopg 3 connection (read now); or a zero-argument
-                callable returning either, called lazily when a report first
-                needs it (and again later if it returns None or raises).
-                ``None`` forgets what was known.
+                callable returning either, called whenever a report needs the
+                indexes (so it sees indexes created later). When the callable
+                returns None or raises, the last indexes it gave are used.
+                ``None`` forgets everything.
 
         Raises:
             ConfigError: an unsupported connection or iterable content.
@@ -542,21 +543,27 @@ class QueryOptimizer:
         if source is None:
             self._existing, self._existing_source = None, None
         elif callable(source) and not hasattr(source, "cursor"):
-            self._existing, self._existing_source = None, source
+            self._existing_source = source
         else:
             self._existing = read_existing_indexes(source)
             self._existing_source = None
 
+    @property
+    def clock(self) -> Clock:
+        """The clock this optimizer reads (integrations time statements with it)."""
+        return self._clock
+
     def existing_indexes(self) -> list[ExistingIndex] | None:
-        """The indexes known to exist, or None when nothing was given."""
-        if self._existing is None and self._existing_source is not None:
+        """The indexes known to exist, or None when nothing is known."""
+        source = self._existing_source
+        if source is not None:
             from ._catalog import read_existing_indexes
 
             try:
-                got = self._existing_source()
+                got = source()
                 if got is not None:
                     self._existing = read_existing_indexes(got)
-            except Exception:  # try again next time
+            except Exception:  # keep what we knew
                 _log.debug("reading existing indexes failed", exc_info=True)
         return self._existing
 
