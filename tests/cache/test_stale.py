@@ -152,3 +152,34 @@ class TestStaleWhileRevalidate:
         while cache._tasks:
             await asyncio.sleep(0)
         assert await config() == 2
+
+
+def test_background_refreshes_are_bounded(clock: ManualClock) -> None:
+    from sentia_core.cache._core import MAX_REFRESHES
+
+    cache = TieredCache(ttl=10, stale_ttl=60, stale_while_revalidate=True, clock=clock)
+    keys = [f"k{i}" for i in range(MAX_REFRESHES + 3)]
+    cache.set_many(dict.fromkeys(keys, "old"))
+    clock.advance(11)
+    release = threading.Event()
+    started: list[str] = []
+    lock = threading.Lock()
+
+    def loader_for(key: str):  # type: ignore[no-untyped-def]
+        def load() -> str:
+            with lock:
+                started.append(key)
+            assert release.wait(WAIT)
+            return "new"
+
+        return load
+
+    served = [cache.get_or_set(k, loader_for(k)) for k in keys]
+    assert served == ["old"] * len(keys)
+    release.set()
+    cache.close()
+    assert len(started) == MAX_REFRESHES  # the rest were served stale, not refreshed
+    assert cache._core.refreshing == 0
+    assert [cache.get_or_set(k, loader_for(k)) for k in keys[-3:]] == ["old"] * 3
+    cache.close()
+    assert cache.get_many(keys) == dict.fromkeys(keys, "new")

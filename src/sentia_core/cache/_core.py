@@ -96,6 +96,10 @@ __all__ = [
 ]
 
 _INF = math.inf
+
+#: At most this many stale-while-revalidate refreshes run at once per cache;
+#: beyond it a stale value is served without starting another refresh.
+MAX_REFRESHES = 8
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
@@ -252,6 +256,8 @@ class CacheCore:
         self.listeners: Listeners[Event] = Listeners()
         #: bumped by every invalidation; see the module docstring.
         self.epoch = 0
+        #: background (stale-while-revalidate) refreshes running now.
+        self.refreshing = 0
         #: counts hits lock-free (next() on it is one C call); never replaced,
         #: so the readers built by make_reader keep counting after reset_stats
         self._hits = itertools.count()
@@ -664,11 +670,15 @@ class CacheCore:
                         self.coalesced += 1
                         fut = flight.future(loop) if loop is not None else None
                         decision = Join(flight, fut)
+                elif stale is not MISS and self.swr and self.refreshing >= MAX_REFRESHES:
+                    self.stale_served += 1  # enough refreshes running: serve, refresh later
+                    decision = ServeStale(stale, None)
                 else:
                     flight = Flight(key, tags, stale, task)
                     self.flights[key] = flight
                     if stale is not MISS and self.swr:
                         flight.background = True
+                        self.refreshing += 1
                         self.stale_served += 1
                         decision = ServeStale(stale, flight)
                     else:
@@ -688,8 +698,7 @@ class CacheCore:
         """
         now = self.now()
         with self.lock:
-            if self.flights.get(flight.key) is flight:
-                del self.flights[flight.key]
+            self._retire(flight)
             stored = not flight.poisoned
             if stored:
                 self._count_payload(prepared)
@@ -703,6 +712,13 @@ class CacheCore:
             self._emit_evictions(log)
         return stored
 
+    def _retire(self, flight: Flight) -> None:
+        """Take a settling flight out of the table (caller holds the lock)."""
+        if self.flights.get(flight.key) is flight:
+            del self.flights[flight.key]
+        if flight.background:  # each flight is retired once, when it settles
+            self.refreshing -= 1
+
     def loading(self) -> None:
         """A leader is about to run its loader (counted in ``loader_calls``)."""
         with self.lock:
@@ -714,8 +730,7 @@ class CacheCore:
         The caller must call ``flight.wake()`` afterwards.
         """
         with self.lock:
-            if self.flights.get(flight.key) is flight:
-                del self.flights[flight.key]
+            self._retire(flight)
             flight.settle(True, value)
 
     def fail(self, flight: Flight, error: BaseException, *, loader: bool = True) -> Any:
@@ -726,13 +741,13 @@ class CacheCore:
         waiter also gets). The caller must call ``flight.wake()`` afterwards.
         """
         with self.lock:
-            if self.flights.get(flight.key) is flight:
-                del self.flights[flight.key]
+            self._retire(flight)
             if loader:
                 self.loader_errors += 1
             stale = flight.stale if loader else MISS
             if stale is not MISS:
-                self.stale_served += 1 + flight.waiters
+                # the leader (unless a background refresh, counted when it began) and waiters
+                self.stale_served += flight.waiters + (0 if flight.background else 1)
                 flight.settle(True, stale)
             else:
                 flight.settle(False, error=error)
@@ -743,8 +758,7 @@ class CacheCore:
     def abandon(self, flight: Flight) -> None:
         """The leader was cancelled or interrupted: its waiters will retry."""
         with self.lock:
-            if self.flights.get(flight.key) is flight:
-                del self.flights[flight.key]
+            self._retire(flight)
             flight.settle(False)
 
     @staticmethod

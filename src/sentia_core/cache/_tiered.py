@@ -159,8 +159,11 @@ class TieredCache:
         self._probe = core.make_reader(_probe_miss)
         # The hit path of get() is a closure bound on the instance: it saves a
         # Python call per hit over the method below (same code, see _core.py).
-        self._read = core.make_reader(self._get_miss)
-        self.get = self._read  # type: ignore[method-assign]
+        self._read = read = core.make_reader(self._get_miss)
+        read.__name__ = "get"
+        read.__qualname__ = "TieredCache.get"
+        read.__doc__ = TieredCache.get.__doc__
+        self.get = read  # type: ignore[method-assign]
         self._refreshers: set[threading.Thread] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
 
