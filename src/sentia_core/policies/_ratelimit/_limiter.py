@@ -198,8 +198,9 @@ class RateLimiter:
             else:
                 self._tiers[tier] = RedisTier(core, self._store, namespace)
         self._decide: dict[str, _Decide] = {t: o.decide for t, o in self._tiers.items()}
-        self._local: dict[str, MemoryTier] = {
-            t: o for t, o in self._tiers.items() if isinstance(o, MemoryTier)
+        # Every tier, mapped to its MemoryTier or None: hit() inlines the memory path.
+        self._local: dict[str, MemoryTier | None] = {
+            t: o if isinstance(o, MemoryTier) else None for t, o in self._tiers.items()
         }
         self._adecide: dict[str, _ADecide] = {t: o.adecide for t, o in self._tiers.items()}
 
@@ -241,7 +242,10 @@ class RateLimiter:
         """
         if cost is not _ONE and (cost.__class__ is not int or cost < 0):
             raise _bad_cost(cost)
-        local = self._local.get(tier)
+        try:
+            local = self._local[tier]
+        except (KeyError, TypeError):
+            raise self._unknown(tier) from None
         if local is None:
             return self._hit(tier, key, cost)
         # MemoryTier.decide, inlined: one Python frame fewer is a fifth of the
@@ -290,7 +294,7 @@ class RateLimiter:
 
     async def ahit(self, tier: str, key: str = "", cost: int = 1) -> RateDecision:
         """:meth:`hit` for asyncio code (non-blocking on every backend)."""
-        if tier in self._local:  # process memory never blocks: the sync fast path
+        if self._local.get(tier) is not None:  # process memory never blocks: hit() inline
             return self.hit(tier, key, cost)
         try:
             adecide = self._adecide[tier]
