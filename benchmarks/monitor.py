@@ -182,7 +182,8 @@ def section_accuracy(suite: Suite, n: int) -> None:
         truth = exact(ordered, q)
         mine = hist.quantile(q)
         peer = sketch.get_quantile_value(q)
-        assert mine is not None and peer is not None
+        assert mine is not None
+        assert peer is not None
         e_mine = abs(mine - truth) / truth
         e_peer = abs(peer - truth) / truth
         worst_mine, worst_peer = max(worst_mine, e_mine), max(worst_peer, e_peer)
@@ -292,16 +293,22 @@ def section_render(suite: Suite) -> None:
         for v in values:
             mh.observe(v)
             ph.observe(v)
+
+    def summaries() -> str:
+        return monitor.prometheus_text()
+
+    def buckets() -> str:
+        return monitor.prometheus_text(histograms="buckets")
+
+    def peer() -> bytes:
+        return prometheus_client.generate_latest(reg)
+
     med = suite.compare(
         "render /metrics (40 counters + 20 histograms)",
         {
-            "sentia prometheus_text (summaries: 4 windowed quantiles each)": monitor.prometheus_text,
-            "sentia prometheus_text (buckets)": lambda: monitor.prometheus_text(
-                histograms="buckets"
-            ),
-            "prometheus_client generate_latest (buckets)": lambda: prometheus_client.generate_latest(
-                reg
-            ),
+            "sentia prometheus_text (summaries: 4 windowed quantiles each)": summaries,
+            "sentia prometheus_text (buckets)": buckets,
+            "prometheus_client generate_latest (buckets)": peer,
         },
         number=200,
         rounds=9,

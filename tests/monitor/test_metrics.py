@@ -270,3 +270,16 @@ def test_concurrent_series_creation_yields_one_series_per_label_set(
     for t in ts:
         t.join()
     assert all(s is got[0] for s in got)
+
+
+def test_window_memory_is_a_bounded_ring_of_compact_slots(clock: ManualClock) -> None:
+    m = PerformanceMonitor(clock=clock, system_metrics=False, windows=(60, 300), window_slot=10)
+    h = m.histogram("latency_seconds")
+    for i in range(500):  # 5000 s of traffic, one observation per 10 s slot
+        h.observe(0.001 * (1 + i))
+        clock.advance(10)
+    assert len(h._ring) <= 300 / 10 + 2
+    assert h.count == 500  # all time keeps everything
+    assert h.snapshot(300).count == 30
+    assert h.snapshot(60).count == 6
+    assert h.max == pytest.approx(0.5)

@@ -264,3 +264,14 @@ def test_a_frozen_sketch_merges_like_the_original(values: list[float]) -> None:
     assert len(sketch.freeze()) == sketch.count
     with pytest.raises(MetricError):
         QuantileSketch(0.05).merge_frozen(sketch.freeze())
+
+
+@given(values=signed_values, qs=st.lists(quantiles, min_size=2, max_size=8))
+def test_quantiles_never_decrease_with_q(values: list[float], qs: list[float]) -> None:
+    # aioprometheus#10 reported a p99 below the p90; a bucket walk cannot do that
+    sketch = QuantileSketch()
+    sketch.add_batch(values)
+    ordered = sorted(qs)
+    estimates = sketch.quantiles(ordered)
+    assert estimates == sorted(estimates)  # type: ignore[type-var]
+    assert estimates == [sketch.quantile(q) for q in ordered]

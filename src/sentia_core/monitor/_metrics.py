@@ -274,8 +274,9 @@ class Histogram(_Series):
         self._pending: deque[float] = deque()
         self._lock = threading.Lock()
         self._now = now
-        self._total = QuantileSketch(relative_accuracy, max_buckets)
-        self._current = self._total.empty_like()
+        self._current = QuantileSketch(relative_accuracy, max_buckets)
+        # all time before the current slot, kept compact (see _roll_locked)
+        self._total: FrozenSketch = self._current.freeze()
         self._ring: deque[tuple[int, FrozenSketch]] = deque()
         self._skipped = 0
         if window_slot is None:
@@ -338,10 +339,12 @@ class Histogram(_Series):
             return
         self._drain_locked()
         index = math.floor(now / self._slot_seconds)
-        if self._current:
-            self._total.merge(self._current)
-            self._ring.append((self._slot_index, self._current.freeze()))
-            self._current = self._total.empty_like()
+        retired = self._current
+        if retired:
+            self._ring.append((self._slot_index, retired.freeze()))
+            retired.merge_frozen(self._total)  # the retired slot's dict becomes the new total
+            self._total = retired.freeze()
+            self._current = retired.empty_like()
         ring = self._ring
         oldest = index - self._ring_len
         while ring and ring[0][0] < oldest:
@@ -368,8 +371,8 @@ class Histogram(_Series):
         with self._lock:
             now = self._sync_locked()
             if window is None:
-                merged = self._total.copy()
-                merged.merge(self._current)
+                merged = self._current.copy()
+                merged.merge_frozen(self._total)
                 return merged
             self._check_window(window)
             start = now - window
