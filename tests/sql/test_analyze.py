@@ -351,21 +351,21 @@ def test_sqlalchemy_generated_sql() -> None:
 # -- robustness ----------------------------------------------------------- #
 
 
-@pytest.mark.parametrize(
-    "sql",
-    [
-        "garbage ((( select",
-        "SELECT 'unterminated",
-        'SELECT "unterminated',
-        "SELECT /* unterminated",
-        "SELECT * FROM WHERE AND OR",
-        ")))))",
-        "SELECT " + "(" * 500 + "1" + ")" * 500,
-        "SELECT * FROM t WHERE " + " AND ".join(f"c{i} = ?" for i in range(2000)),
-        "\x00\x01\x02",
-        "SELECT * FROM t WHERE a = ? ; ; ;",
-    ],
-)
+HOSTILE = {
+    "garbage": "garbage ((( select",
+    "unterminated-string": "SELECT 'unterminated",
+    "unterminated-identifier": 'SELECT "unterminated',
+    "unterminated-comment": "SELECT /* unterminated",
+    "keywords-only": "SELECT * FROM WHERE AND OR",
+    "closing-parens": ")))))",
+    "deep-parens": "SELECT " + "(" * 500 + "1" + ")" * 500,
+    "2000-conjuncts": "SELECT * FROM t WHERE " + " AND ".join(f"c{i} = ?" for i in range(2000)),
+    "control-bytes": "\x00\x01\x02",
+    "empty-statements": "SELECT * FROM t WHERE a = ? ; ; ;",
+}
+
+
+@pytest.mark.parametrize("sql", list(HOSTILE.values()), ids=list(HOSTILE))
 def test_hostile_or_broken_text_never_raises(sql: str) -> None:
     a = analyze(sql)
     assert isinstance(a, Analysis)
