@@ -59,7 +59,6 @@ EPS_TIME = 1e-9
 #: cost units; an estimate this close to the limit still fits.
 EPS_COUNT = 1e-9
 _floor = math.floor
-_isfinite = math.isfinite
 
 
 class RateDecision(tuple[bool, int, float, float, str, str]):
@@ -139,13 +138,6 @@ _FLAGS: dict[object, bool] = {b"1": True, b"0": False, "1": True, "0": False}
 
 def _bad_reply(reply: object) -> ValueError:
     return ValueError(f"unexpected rate-limit script reply {reply!r:.200}")
-
-
-def _number(raw: Any) -> float:
-    value = float(raw)
-    if not _isfinite(value):
-        raise ValueError(f"non-finite number {raw!r:.50} in rate-limit script reply")
-    return value
 
 
 class GcraCore:
@@ -274,12 +266,12 @@ class GcraCore:
         """
         try:
             flag, raw_tat, raw_now = reply.split()
-            tat = _number(raw_tat)
-            now = _number(raw_now)
+            tat = float(raw_tat)
+            now = float(raw_now)
         except (AttributeError, TypeError, ValueError):
             raise _bad_reply(reply) from None
         allowed = _FLAGS.get(flag)
-        if allowed is None or tat < now:
+        if allowed is None or not -INF < now <= tat < INF:  # also false for NaN
             raise _bad_reply(reply)
         return self.describe(allowed, tat, now, cost, consume, key)
 
@@ -399,13 +391,18 @@ class WindowCore:
         """
         try:
             flag, raw_prev, raw_curr, raw_elapsed = reply.split()
-            prev = _number(raw_prev)
-            curr = _number(raw_curr)
-            elapsed = _number(raw_elapsed)
+            prev = float(raw_prev)
+            curr = float(raw_curr)
+            elapsed = float(raw_elapsed)
         except (AttributeError, TypeError, ValueError):
             raise _bad_reply(reply) from None
         allowed = _FLAGS.get(flag)
-        if allowed is None or prev < 0.0 or curr < 0.0 or not 0.0 <= elapsed <= self.period:
+        if (
+            allowed is None
+            or not 0.0 <= prev < INF  # these comparisons are also false for NaN
+            or not 0.0 <= curr < INF
+            or not 0.0 <= elapsed <= self.period
+        ):
             raise _bad_reply(reply)
         return self.describe(allowed, prev, curr, elapsed, cost, consume, key)
 
