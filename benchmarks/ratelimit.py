@@ -238,6 +238,15 @@ async def _async_round_trips(fn: Callable[[], Any], n: int = 200) -> float:
     return counter[0] / n
 
 
+def _server_us(client: Any, fn: Callable[[], object], command: str, n: int = 500) -> float:
+    """Server-side microseconds per call of ``command`` (INFO commandstats), over ``n`` calls."""
+    fn()
+    client.config_resetstat()
+    for _ in range(n):
+        fn()
+    return float(client.info("commandstats")[f"cmdstat_{command}"]["usec_per_call"])
+
+
 def redis_sync(suite: Suite, url: str) -> None:
     client = redis.Redis.from_url(url)
     client.flushall()
@@ -281,6 +290,18 @@ def redis_sync(suite: Suite, url: str) -> None:
         trips[f"{name} test"] = _round_trips(lambda s=strategy, k=name: s.test(small, k))
     for name, value in trips.items():
         suite.note(f"round trips per decision (sync) / {name}", value)
+    fixed = strategies.FixedWindowRateLimiter(storage.RedisStorage(url))
+    server = {
+        "redis-py GET": _server_us(client, lambda: client.get("plain"), "get"),
+        "sentia gcra hit": _server_us(client, lambda: gcra.hit("api", "s"), "evalsha"),
+        "sentia sliding window hit": _server_us(client, lambda: window.hit("api", "s"), "evalsha"),
+        "limits fixed window hit": _server_us(client, lambda: fixed.hit(small, "s"), "evalsha"),
+        "pyrate-limiter GCRA hit": _server_us(
+            client, lambda: pyrate.try_acquire("s", blocking=False), "evalsha"
+        ),
+    }
+    for name, value in server.items():
+        suite.note(f"Redis server time per decision, us (INFO commandstats) / {name}", value)
     assert gcra.stats().redis_errors == 0
     assert window.stats().redis_errors == 0
     gcra.close()
