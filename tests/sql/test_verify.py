@@ -338,3 +338,27 @@ def test_postgres_explain_binds_sampled_values_and_refuses_writes(pg: Any) -> No
         explain(pg, "WITH d AS (DELETE FROM orders RETURNING id) SELECT * FROM d")
     assert pg.execute("SELECT count(*) FROM orders").fetchone() == count
     pg.rollback()
+
+
+@pytest.mark.postgres
+def test_postgres_samples_are_in_the_columns_own_order(pg: Any) -> None:
+    import random as _random
+
+    from sentia_core.sql._verify import _PostgresBackend
+
+    pg.execute("CREATE TABLE nums (n int) WITH (autovacuum_enabled = false)")
+    pg.execute("INSERT INTO nums SELECT g FROM generate_series(1, 3000) g")
+    pg.commit()
+    backend = _PostgresBackend(pg, _random.Random(0), "index", 5.0, 60.0)
+    # never analyzed: a TABLESAMPLE, sorted as integers (not as text)
+    values, typical = backend.sample("nums", "n")
+    assert len(values) > 100
+    assert values == sorted(values, key=lambda v: int(str(v)))
+    assert typical in values
+    pg.execute("ANALYZE nums")
+    pg.commit()
+    values, _ = backend.sample("nums", "n")  # histogram bounds from pg_stats
+    assert values == sorted(values, key=lambda v: int(str(v)))
+    assert int(str(values[0])) <= 30 and int(str(values[-1])) >= 2970
+    pg.execute("DROP TABLE nums")
+    pg.commit()

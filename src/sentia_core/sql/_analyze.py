@@ -1559,7 +1559,7 @@ class _Parser:
             else:
                 return node
 
-    def func_args(self, name: str) -> list[_Node]:
+    def func_args(self) -> list[_Node]:
         """After ``(``: the arguments, up to and including ``)``."""
         args: list[_Node] = []
         self.enter()
@@ -1588,7 +1588,6 @@ class _Parser:
             self.accept_kind(_COMMA)
         self.accept_kind(_RP)
         self.depth -= 1
-        del name
         return args
 
     def primary(self) -> _Node:
@@ -1704,7 +1703,7 @@ class _Parser:
             return _Star()
         if self.kind() == _LP:
             self.i += 1
-            args = self.func_args(parts[-1])
+            args = self.func_args()
             node: _Node = _Func(".".join(parts), args)
             # FILTER (WHERE ...), WITHIN GROUP (ORDER BY ...), OVER (...)
             while True:
@@ -1975,7 +1974,7 @@ class _Analyzer:
         for cond in core.conds:
             self.predicate(cond, scope)
         for left_count, cols in core.usings:
-            self.using(core, left_count, cols, scope)
+            self.using(left_count, cols, scope)
         if core.where is not None:
             self.predicate(core.where, scope)
         out = _Out()
@@ -2041,7 +2040,7 @@ class _Analyzer:
                     self.walk(item.func, scope)
                 self.add_source(scope, item.alias or "function", None, _Out())
 
-    def using(self, core: _Core, left_count: int, cols: tuple[str, ...], scope: _Scope) -> None:
+    def using(self, left_count: int, cols: tuple[str, ...], scope: _Scope) -> None:
         sources = list(scope.sources.values())
         if left_count < 1 or left_count >= len(sources) + 1:
             return
@@ -2054,7 +2053,6 @@ class _Analyzer:
                 if lres is not None and r is not None:
                     scope.joins.append(JoinKey(lres[2], r[2], "join", lres[1], r[1]))
                     break
-        del core
 
     def write(self, stmt: _Stmt, parent: _Scope | None, ctes: dict[str, _Out | None]) -> None:
         scope = _Scope(parent, ctes)

@@ -56,7 +56,7 @@ from sentia_core._validate import check_choice, check_fraction, check_positive
 from sentia_core.errors import BackendError, ConfigError, UnsafeStatementError
 
 from ._advisor import IndexSuggestion, ShapeWorkload, _normalize_workload
-from ._analyze import Analysis, ParameterSlot, Probe, analyze, probe
+from ._analyze import ParameterSlot, Probe, probe
 from ._catalog import (
     dialect_of,
     quote_ident,
@@ -378,9 +378,7 @@ class _Backend:
     def escape(self, text: str) -> str:
         return text
 
-    def judge(
-        self, before: _Plan, after: _Plan, index: str, aliases: set[str], margin: float
-    ) -> tuple[str, str]:
+    def judge(self, before: _Plan, after: _Plan, index: str, margin: float) -> tuple[str, str]:
         raise NotImplementedError
 
 
@@ -457,10 +455,8 @@ class _SqliteBackend(_Backend):
         used = frozenset(m.group(1) for d in details for m in re.finditer(r"INDEX (\S+)", d))
         return _Plan(None, " | ".join(details), used, details)
 
-    def judge(
-        self, before: _Plan, after: _Plan, index: str, aliases: set[str], margin: float
-    ) -> tuple[str, str]:
-        del margin
+    def judge(self, before: _Plan, after: _Plan, index: str, margin: float) -> tuple[str, str]:
+        del margin  # SQLite exposes no costs to compare
         if index not in after.indexes:
             return "not-used", "SQLite chose another plan"
 
@@ -493,7 +489,6 @@ class _SqliteBackend(_Backend):
             if fewer_sorts:
                 what.append("sort removed")
             return "improved", " and ".join(what)
-        del aliases
         return "unchanged", "the index is used but the access path is no better"
 
 
@@ -552,9 +547,9 @@ class _PostgresBackend(_Backend):
             values: list[object] = [
                 r[0]
                 for r in self.rows(
-                    f"SELECT o::text FROM (SELECT {qc} AS o FROM {qt} "
+                    f"SELECT s.o::text AS v FROM (SELECT {qc} AS o FROM {qt} "
                     f"TABLESAMPLE SYSTEM ({pct:.4f}) REPEATABLE ({seed}) "
-                    f"WHERE {qc} IS NOT NULL LIMIT 1000) s ORDER BY o"
+                    f"WHERE {qc} IS NOT NULL LIMIT 1000) s ORDER BY s.o"
                 )
             ]
         except psycopg.Error:
@@ -641,10 +636,7 @@ class _PostgresBackend(_Backend):
         )
         return _Plan(float(root.get("Total Cost", 0.0)), _pg_summary(root), used)
 
-    def judge(
-        self, before: _Plan, after: _Plan, index: str, aliases: set[str], margin: float
-    ) -> tuple[str, str]:
-        del aliases
+    def judge(self, before: _Plan, after: _Plan, index: str, margin: float) -> tuple[str, str]:
         if index not in after.indexes:
             return "not-used", "the planner preferred another plan"
         if before.cost is None or after.cost is None or before.cost <= 0:
@@ -822,7 +814,7 @@ class _Run:
         self.shapes = shapes
         self.margin = margin
         self.rewrite_writes = rewrite_writes
-        self.prepared: dict[str, tuple[str, list[object], Analysis] | str] = {}
+        self.prepared: dict[str, tuple[str, list[object]] | str] = {}
         self.before: dict[str, _Plan | str] = {}
 
     def prepare(self, fp: str) -> None:
@@ -838,7 +830,7 @@ class _Run:
             except UnsafeStatementError as exc:
                 reason = str(exc)
                 continue
-            self.prepared[fp] = (rendered, params, analyze(text))
+            self.prepared[fp] = (rendered, params)
             try:
                 self.before[fp] = self.backend.explain(rendered, params)
             except _ExplainError as exc:
@@ -860,7 +852,7 @@ class _Run:
         base = self.before if before is None else before
         checks: list[PlanCheck] = []
         used: set[str] = set()
-        runnable: list[tuple[str, tuple[str, list[object], Analysis], _Plan]] = []
+        runnable: list[tuple[str, tuple[str, list[object]], _Plan]] = []
         for fp in s.fingerprints:
             entry, plan = self.prepared.get(fp), base.get(fp)
             if not isinstance(entry, tuple):
@@ -939,26 +931,19 @@ class _Run:
     def check(
         self,
         fp: str,
-        entry: tuple[str, list[object], Analysis],
+        entry: tuple[str, list[object]],
         plan: _Plan,
         index: str,
         s: IndexSuggestion,
         *,
         others: Mapping[str, str] | None = None,
     ) -> tuple[PlanCheck, frozenset[str]]:
-        text, params, analysis = entry
+        text, params = entry
         try:
             after = self.backend.explain(text, params)
         except _ExplainError as exc:
             return PlanCheck(fp, "error", note=f"EXPLAIN with the index failed: {exc}"), frozenset()
-        table = s.table.lower()
-        aliases = {
-            alias.lower()
-            for block in analysis.blocks
-            for alias, t in block.sources
-            if t.lower() == table
-        }
-        outcome, note = self.backend.judge(plan, after, index, aliases, self.margin)
+        outcome, note = self.backend.judge(plan, after, index, self.margin)
         before_text, after_text = plan.summary, after.summary.replace(index, "<index>")
         for real, name in (others or {}).items():
             before_text = before_text.replace(real, name)
