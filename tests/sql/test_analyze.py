@@ -467,3 +467,55 @@ def test_probe_never_forwards_the_inside_of_a_literal() -> None:
     parts = probe("SELECT * FROM t WHERE a = 'x\\'; DELETE FROM t; --'").parts
     text = " ".join(p for p in parts if isinstance(p, str))
     assert "DELETE" not in text and ";" not in text
+
+
+# -- the contract with the capture side: raw SQL and its fingerprint agree -- #
+
+RAW = [
+    "SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id "
+    "WHERE c.region = 'north' AND o.created_at >= '2024-01-01' ORDER BY o.created_at DESC LIMIT 20",
+    "SELECT * FROM order_lines WHERE order_id IN (1, 2, 3) AND product_id = 42 AND qty > -5",
+    "select * from t where a = any(array[1,2,3]) and b between 10 and 20 and c is null",
+    "UPDATE inventory SET qty = qty - 3 WHERE product_id = 7 AND warehouse = 'W1'",
+    "DELETE FROM sessions WHERE expires_at < now() - interval '1 day'",
+    "WITH r AS (SELECT customer_id, sum(total) AS t FROM orders WHERE status = 'done' "
+    "GROUP BY customer_id) SELECT * FROM r WHERE r.t > 1000.50",
+    "SELECT * FROM orders o WHERE EXISTS (SELECT 1 FROM order_lines l "
+    "WHERE l.order_id = o.id AND l.qty >= 10) AND o.plant = E'ly\\'on'",
+    "SELECT * FROM t WHERE lower(email) = 'a@b.c' OR phone = '+33 1 23'",
+    "SELECT * FROM t WHERE (a, b) IN ((1, 2), (3, 4)) AND flag = true AND d <> 4",
+    "INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y')",
+]
+
+
+def facts(a: Analysis) -> tuple[object, ...]:
+    return (
+        a.kind,
+        a.tables,
+        cols(a.equality),
+        cols(a.ranges),
+        sorted(joins(a)),
+        [(str(o.column), o.descending) for o in a.order_by],
+        [u.kind for u in a.unindexable],
+        # IN lists collapse to one slot; ANY(ARRAY[1, 2]) becomes ANY(?), one array
+        sorted({"in" if p.role == "any" else p.role for p in a.parameters}),
+    )
+
+
+@pytest.mark.parametrize("raw", RAW)
+def test_raw_sql_and_its_fingerprint_give_the_same_analysis(raw: str) -> None:
+    from sentia_core.sql import fingerprint
+
+    fp = fingerprint(raw)
+    assert facts(analyze(fp)) == facts(analyze(raw)), fp
+
+
+def test_a_fingerprint_hides_like_patterns_and_order_by_ordinals() -> None:
+    from sentia_core.sql import fingerprint
+
+    raw = "SELECT a, b FROM t WHERE name LIKE '%bolt%' ORDER BY 2"
+    assert [u.kind for u in analyze(raw).unindexable] == ["leading-wildcard"]
+    assert analyze(raw).order_by == (OrderColumn(ColumnRef("t", "b"), alias="t"),)
+    fp = analyze(fingerprint(raw))
+    assert [u.kind for u in fp.unindexable] == ["like-parameter"]
+    assert fp.order_by == ()  # ORDER BY ? sorts by a constant

@@ -1675,12 +1675,12 @@ class _Parser:
                 self.depth -= 1
                 self.accept_kind(_RP)
                 return _Sub(stmt)
+            closer = _RB if self.kind() == _LB else _RP
             self.i += 1
             self.enter()
             items = self.expr_list()
             self.depth -= 1
-            self.accept_kind(_RB)
-            self.accept_kind(_RP)
+            self.accept_kind(closer)
             return _Opaque(items, "ARRAY")
         if w in _TYPED_WORDS and self.kind(1) in _SLOT_KINDS:
             lit = self.t[self.i + 1]
@@ -2380,7 +2380,8 @@ class _Analyzer:
             and self.is_value(node.right, scope)
         ):
             scope.eq.append(Predicate(res[2], "in", res[1] or None))
-            self.hint(node.right, "any", res, scope)
+            array = isinstance(node.right, _Opaque) and node.right.label == "ARRAY"
+            self.hint(node.right, "in" if array else "any", res, scope)
             return
         if own and res is not None and node.op in ("<>", "!=") and node.quant == "ALL":
             self.unindexable_of("not-in", node, scope, "<> ALL matches nearly every row")
@@ -2456,8 +2457,9 @@ def _value_leaves(node: _Node) -> list[_Val]:
         return _value_leaves(node.expr)
     if isinstance(node, _Func) and len(node.args) == 1:  # lower(?), date(?)
         return _value_leaves(node.args[0])
-    if isinstance(node, _Row):
-        return [v for item in node.items for v in _value_leaves(item)]
+    if isinstance(node, _Row) or (isinstance(node, _Opaque) and node.label == "ARRAY"):
+        items = node.items if isinstance(node, _Row) else node.children
+        return [v for item in items for v in _value_leaves(item)]
     return []
 
 
