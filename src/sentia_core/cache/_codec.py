@@ -43,7 +43,7 @@ import json
 import pickle
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -159,6 +159,33 @@ def _encode(v: Any, depth: int) -> Any:
     raise _unsupported(v)
 
 
+_NATIVE = frozenset({str, int, float, bool, type(None)})
+
+
+def _is_plain(v: Any, depth: int) -> bool:
+    """True if ``v`` is JSON as it stands: the C encoder can take it unchanged.
+
+    A read-only walk with the scalar checks inlined, so the common value (a
+    dict of scalars and lists) costs no copy and no call per element.
+    """
+    if depth >= MAX_DEPTH:
+        return False
+    t = type(v)
+    if t is dict:
+        for k, x in v.items():
+            if type(k) is not str or k == _TAG:
+                return False
+            if type(x) not in _NATIVE and not _is_plain(x, depth + 1):
+                return False
+        return True
+    if t is list:
+        for x in v:  # noqa: SIM110 - a plain loop beats all() over a generator here
+            if type(x) not in _NATIVE and not _is_plain(x, depth + 1):
+                return False
+        return True
+    return t in _NATIVE
+
+
 def _timedelta(v: Any) -> timedelta:
     days, seconds, micros = v
     if not all(type(x) is int for x in v):
@@ -207,6 +234,31 @@ def _hook(obj: dict[str, Any]) -> Any:
     return decoder(v)
 
 
+def _refuse(value: Any) -> Any:
+    raise _unsupported(value)
+
+
+def _json_encoder() -> Callable[[Any], str]:
+    """Compact ASCII JSON, built once: ``JSONEncoder.encode`` builds a new C
+    encoder on every call, which costs more than encoding a small dict."""
+    from json import encoder
+
+    plain = json.JSONEncoder(
+        ensure_ascii=True, check_circular=False, allow_nan=True, separators=(",", ":")
+    ).encode
+    make = getattr(encoder, "c_make_encoder", None)  # CPython's C accelerator
+    if make is None:  # no C accelerator: the pure-Python encoder
+        return plain
+    chunks = make(
+        None, _refuse, encoder.encode_basestring_ascii, None, ":", ",", False, False, True
+    )
+
+    def encode(value: Any) -> str:
+        return "".join(chunks(value, 0))
+
+    return encode
+
+
 class JsonSerializer:
     """The safe default: tagged JSON (see the module docstring for the types)."""
 
@@ -216,14 +268,13 @@ class JsonSerializer:
     __slots__ = ("_decoder", "_encoder")
 
     def __init__(self) -> None:
-        self._encoder = json.JSONEncoder(
-            ensure_ascii=True, check_circular=False, allow_nan=True, separators=(",", ":")
-        ).encode
+        self._encoder = _json_encoder()
         self._decoder = json.JSONDecoder(object_hook=_hook).decode
 
     def dumps(self, value: Any) -> bytes:
         try:
-            return self._encoder(_encode(value, 0)).encode("ascii")
+            native = value if _is_plain(value, 0) else _encode(value, 0)
+            return self._encoder(native).encode("ascii")
         except SerializationError:
             raise
         except RecursionError as exc:

@@ -531,6 +531,35 @@ class CacheCore:
         if log:
             self._emit_evictions(log)
 
+    def write(self, key: Any, value: Any, ttl: float | None, tags: Any) -> Prepared | None:
+        """``set()`` in one call: validate, size, store; the Prepared write when a backend
+        needs it, else None.
+
+        The commonest write (default TTL, no tags, objects in L1, no backend)
+        is :meth:`prepare` plus :meth:`store` inlined: no intermediate record,
+        two calls fewer. Anything else takes the general path.
+        """
+        if ttl is not None or tags or self.payload_mode or self.backend is not None:
+            prepared = self.prepare(key, value, ttl, tags)
+            self.store((prepared,))
+            return prepared
+        if key.__class__ is not str:
+            check_key(key)
+        size = (len(key) if key.isascii() else key_bytes(key)) + self.codec.measure(value)
+        now = self.now()
+        expires = now + self.ttl
+        entry = Entry(value, expires, expires + self.stale_ttl, size, ())
+        with self.lock:
+            self.epoch += 1
+            if self.flights:
+                self._poison_key(key)
+            self.sets += 1
+            self.layer.put(key, entry, now)
+            log = self._take_log() if self.layer.log else None
+        if log:
+            self._emit_evictions(log)
+        return None
+
     def backend_writes(self, writes: Sequence[Prepared]) -> list[BackendWrite]:
         """The backend's view of prepared writes (qualified keys and tags)."""
         return [
@@ -668,8 +697,11 @@ class CacheCore:
                     else:
                         flight.waiters += 1
                         self.coalesced += 1
-                        fut = flight.future(loop) if loop is not None else None
-                        decision = Join(flight, fut)
+                        if loop is None:
+                            flight.wait_event()
+                            decision = Join(flight, None)
+                        else:
+                            decision = Join(flight, flight.future(loop))
                 elif stale is not MISS and self.swr and self.refreshing >= MAX_REFRESHES:
                     self.stale_served += 1  # enough refreshes running: serve, refresh later
                     decision = ServeStale(stale, None)
@@ -682,6 +714,8 @@ class CacheCore:
                         self.stale_served += 1
                         decision = ServeStale(stale, flight)
                     else:
+                        if self.backend is None:  # with a backend, loading() counts it
+                            self.loader_calls += 1
                         decision = Lead(flight)
             log = self._take_log()
         if log:
@@ -720,7 +754,10 @@ class CacheCore:
             self.refreshing -= 1
 
     def loading(self) -> None:
-        """A leader is about to run its loader (counted in ``loader_calls``)."""
+        """A leader found nothing in the backend and runs its loader (counted).
+
+        Without a backend, :meth:`begin` counts the load when it says Lead.
+        """
         with self.lock:
             self.loader_calls += 1
 

@@ -75,7 +75,9 @@ class Flight:
         self.ok = False
         self.value: Any = None
         self.error: BaseException | None = None
-        self.event = threading.Event()
+        #: created by the first thread that waits (under the core lock), so a
+        #: load nobody waits for costs no Event
+        self.event: threading.Event | None = None
         self.futures: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self.owner_thread: int | None = threading.get_ident()
         self.owner_task = owner_task
@@ -86,6 +88,12 @@ class Flight:
         if self.owner_thread != threading.get_ident():
             return False
         return task is None or self.owner_task is None or task is self.owner_task
+
+    def wait_event(self) -> threading.Event:
+        """The event a waiting thread blocks on (call under the lock)."""
+        if self.event is None:
+            self.event = threading.Event()
+        return self.event
 
     def future(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
         """A future on ``loop`` resolved when the flight settles (call under the lock)."""
@@ -105,7 +113,8 @@ class Flight:
 
     def wake(self) -> None:
         """Release every waiter (threads and tasks)."""
-        self.event.set()
+        if self.event is not None:
+            self.event.set()
         futures, self.futures = self.futures, []
         for loop, fut in futures:
             # a closed loop raises RuntimeError: nobody is waiting there any more

@@ -283,9 +283,8 @@ class TieredCache:
                 sequence of non-empty strings.
             SerializationError: the serializer cannot encode ``value``.
         """
-        prepared = self._core.prepare(key, value, ttl, tags)
-        self._core.store((prepared,))
-        if self._backend is not None:
+        prepared = self._core.write(key, value, ttl, tags)
+        if prepared is not None and self._backend is not None:
             self._backend_write((prepared,))
 
     def set_many(
@@ -436,6 +435,7 @@ class TieredCache:
                 return self._lead(cast(Lead, decision).flight, loader, ttl)
             if kind is Join:
                 flight = cast(Join, decision).flight
+                assert flight.event is not None  # made by begin() for this thread
                 flight.event.wait()
                 value = core.outcome(flight)
                 if value is MISS:  # the leader was interrupted: try again
@@ -457,7 +457,7 @@ class TieredCache:
                     core.settle(flight, value)
                     flight.wake()
                     return value
-            core.loading()
+                core.loading()
             value = loader()
         except Exception as exc:
             stale = core.fail(flight, exc)
@@ -543,7 +543,7 @@ class TieredCache:
                     core.settle(flight, value)
                     flight.wake()
                     return value
-            core.loading()
+                core.loading()
             value = await loader()
         except Exception as exc:
             stale = core.fail(flight, exc)
