@@ -488,10 +488,6 @@ class _Gate:
         self.max_wait = max_wait
         self.clock = limiter._clock
 
-    def key_for(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-        key_fn = self.key_fn
-        return self.key if key_fn is None else key_fn(*args, **kwargs)
-
     def denied(self, decision: RateDecision, deadline: float | None) -> tuple[float, float]:
         """After a denial: ``(seconds to sleep, deadline)``, or raise ``RateLimitExceeded``."""
         retry = decision.retry_after
@@ -503,37 +499,54 @@ class _Gate:
                 return retry, deadline
         raise RateLimitExceeded(self.tier, decision.key, retry)
 
+    def wait(self, decision: RateDecision) -> None:
+        """After a denied hit: sleep and retry until allowed, or raise (sync)."""
+        hit, tier, cost, sleep = self.limiter.hit, self.tier, self.cost, self.clock.sleep
+        deadline = None
+        while not decision.allowed:
+            delay, deadline = self.denied(decision, deadline)
+            sleep(delay)
+            decision = hit(tier, decision.key, cost)
+
+    async def await_allowed(self, decision: RateDecision) -> None:
+        """After a denied hit: sleep and retry until allowed, or raise (asyncio)."""
+        ahit, tier, cost = self.limiter.ahit, self.tier, self.cost
+        async_sleep = self.clock.async_sleep
+        deadline = None
+        while not decision.allowed:
+            delay, deadline = self.denied(decision, deadline)
+            await async_sleep(delay)
+            decision = await ahit(tier, decision.key, cost)
+
     def wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
         # Through hit(): the in-memory path is inlined there, and it emits the events.
-        hit, tier, cost, key_for = self.limiter.hit, self.tier, self.cost, self.key_for
-        sleep = self.clock.sleep
+        hit, tier, cost, wait = self.limiter.hit, self.tier, self.cost, self.wait
+        key_fn, fixed_key = self.key_fn, self.key
 
         @functools.wraps(fn)
         def limited(*args: P.args, **kwargs: P.kwargs) -> R:
-            key = key_for(args, kwargs)
-            deadline = None
-            while True:
-                decision = hit(tier, key, cost)
-                if decision.allowed:
-                    return fn(*args, **kwargs)
-                delay, deadline = self.denied(decision, deadline)
-                sleep(delay)
+            decision = hit(tier, fixed_key if key_fn is None else key_fn(*args, **kwargs), cost)
+            if not decision.allowed:
+                wait(decision)
+            return fn(*args, **kwargs)
 
         return limited
 
     def wrap_async(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-        ahit, tier, cost, key_for = self.limiter.ahit, self.tier, self.cost, self.key_for
-        async_sleep = self.clock.async_sleep
+        ahit, tier, cost, await_allowed = (
+            self.limiter.ahit,
+            self.tier,
+            self.cost,
+            self.await_allowed,
+        )
+        key_fn, fixed_key = self.key_fn, self.key
 
         @functools.wraps(fn)
         async def limited(*args: P.args, **kwargs: P.kwargs) -> R:
-            key = key_for(args, kwargs)
-            deadline = None
-            while True:
-                decision = await ahit(tier, key, cost)
-                if decision.allowed:
-                    return await fn(*args, **kwargs)
-                delay, deadline = self.denied(decision, deadline)
-                await async_sleep(delay)
+            key = fixed_key if key_fn is None else key_fn(*args, **kwargs)
+            decision = await ahit(tier, key, cost)
+            if not decision.allowed:
+                await await_allowed(decision)
+            return await fn(*args, **kwargs)
 
         return limited
