@@ -424,14 +424,19 @@ class CacheCore:
             return MISS
         assert stored is not None
         now = self.now()
-        p = self._prefix
-        tags = tuple(t[len(p) :] if t.startswith(p) else t for t in stored.tags)
-        ttl = min(stored.ttl, self.ttl)
         prepared: Prepared | None = None
-        if ttl > 0 and self.max_items:
-            try:
-                prepared = self._prepare_l1(key, value, ttl, tags, stored.payload)
-            except Exception:  # a payload another process wrote that we cannot size
+        if self.max_items:
+            p = self._prefix
+            try:  # tags and TTL come from the store: tolerate anything in them
+                tags = tuple(
+                    t[len(p) :] if t.startswith(p) else t
+                    for t in stored.tags
+                    if isinstance(t, str) and t
+                )
+                ttl = min(float(stored.ttl), self.ttl)
+                if ttl > 0:
+                    prepared = self._prepare_l1(key, value, ttl, tags, stored.payload)
+            except Exception:  # not cacheable locally; the caller still gets the value
                 prepared = None
         with self.lock:
             self._hit()
@@ -913,11 +918,6 @@ class CacheCore:
         with self.lock:
             self._reset_counters()
 
-    def contains(self, key: str) -> bool:
-        """Whether ``key`` is live in the L1 (no stats, no LRU touch)."""
-        entry = self.layer.data.get(key)
-        return entry is not None and entry.expires > self.now()
-
 
 def _check_ttl(parameter: str, ttl: object) -> float:
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
@@ -929,7 +929,7 @@ def _check_ttl(parameter: str, ttl: object) -> float:
 
 
 def as_mapping(mapping: object) -> Mapping[Any, Any]:
-    """``mapping`` if it is a Mapping, else a ConfigError-free TypeError for set_many."""
+    """``mapping`` itself if it is a Mapping, else TypeError (``set_many`` takes one)."""
     if isinstance(mapping, Mapping):
         return mapping
     raise TypeError(f"set_many takes a mapping of key to value, not {type(mapping).__name__}")
