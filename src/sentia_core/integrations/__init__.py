@@ -5,6 +5,8 @@
   :class:`~sentia_core.sql.QueryOptimizer`.
 * :func:`instrument_sqlalchemy`: the same for a SQLAlchemy engine, through its
   cursor events.
+* :class:`SentiaASGIMiddleware` / :class:`SentiaWSGIMiddleware`: a query unit of
+  work per request, request timing into the monitor, an optional rate-limit tier.
 
 Importing this package imports neither SQLAlchemy nor a driver; each name
 loads its module on first use.
@@ -25,12 +27,15 @@ if TYPE_CHECKING:
         wrap_connection,
     )
     from ._sqlalchemy import instrument_sqlalchemy
+    from ._web import SentiaASGIMiddleware, SentiaWSGIMiddleware
 
 __all__ = [
     "AsyncInstrumentedConnection",
     "AsyncInstrumentedCursor",
     "InstrumentedConnection",
     "InstrumentedCursor",
+    "SentiaASGIMiddleware",
+    "SentiaWSGIMiddleware",
     "instrument_sqlalchemy",
     "wrap_async_connection",
     "wrap_connection",
@@ -41,6 +46,8 @@ _WHERE = {
     "AsyncInstrumentedCursor": "._dbapi",
     "InstrumentedConnection": "._dbapi",
     "InstrumentedCursor": "._dbapi",
+    "SentiaASGIMiddleware": "._web",
+    "SentiaWSGIMiddleware": "._web",
     "wrap_async_connection": "._dbapi",
     "wrap_connection": "._dbapi",
     "instrument_sqlalchemy": "._sqlalchemy",

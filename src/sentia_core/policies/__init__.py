@@ -16,11 +16,23 @@ from ._policy import (
     RateDecisionLike,
     RateLimiterLike,
 )
+from ._ratelimit import (
+    Algorithm,
+    Rate,
+    RateDecision,
+    RateLimitBackendFailed,
+    RateLimitDenied,
+    RateLimiter,
+    RateLimiterStats,
+    TierStats,
+    parse_rate,
+)
 from ._retry import Attempt, Retry, RetryDecision, RetryEvent, RetryStats, retry
 from ._retry_after import parse_retry_after
 from ._timeout import Timeout, TimeoutEvent, TimeoutStats
 
 __all__ = [
+    "Algorithm",
     "Attempt",
     "Backoff",
     "BreakerLike",
@@ -35,20 +47,28 @@ __all__ = [
     "Policy",
     "PolicyEvent",
     "PolicyStats",
+    "Rate",
+    "RateDecision",
     "RateDecisionLike",
+    "RateLimitBackendFailed",
+    "RateLimitDenied",
+    "RateLimiter",
     "RateLimiterLike",
+    "RateLimiterStats",
     "Retry",
     "RetryBudget",
     "RetryBudgetLike",
     "RetryDecision",
     "RetryEvent",
     "RetryStats",
+    "TierStats",
     "Timeout",
     "TimeoutEvent",
     "TimeoutStats",
     "check_deadline",
     "current_deadline",
     "deadline",
+    "parse_rate",
     "parse_retry_after",
     "remaining_time",
     "retry",
