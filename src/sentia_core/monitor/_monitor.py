@@ -27,7 +27,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from sentia_core._clock import SYSTEM_CLOCK, Clock
 from sentia_core._events import Event, Listeners
-from sentia_core._validate import check_int, check_positive
+from sentia_core._validate import check_callable, check_int, check_positive
 from sentia_core.errors import ConfigError, MetricError, MonitorError
 
 from ._alerts import Alert, AlertRule, AlertStatus, RuleEngine
@@ -330,6 +330,7 @@ class PerformanceMonitor:
         self._stop: threading.Event | None = None
         self._servers: list[MetricsServer] = []
         self._ticks = 0
+        self._collectors: tuple[Callable[[], object], ...] = ()
         self._tick_errors = 0
 
     # ------------------------------------------------------------------ metrics
@@ -569,6 +570,8 @@ class PerformanceMonitor:
         """One sampling step: system metrics, health checks, history, alert evaluation and
         delivery. Returns the notifications raised. Step failures are logged and counted."""
         self._ticks += 1
+        for collector in self._collectors:
+            self._guard("collector", collector)
         if self._system_enabled:
             self._guard("collect", self.collect)
         if len(self._health):
@@ -581,6 +584,23 @@ class PerformanceMonitor:
         self._guard("evaluate", evaluate)
         self._guard("history", self._record_history)
         return alerts
+
+    def add_collector(self, fn: Callable[[], object]) -> Callable[[], None]:
+        """Run ``fn`` at the start of every tick, before sampling and alert evaluation.
+
+        A collector copies state kept elsewhere (a component's ``stats()``)
+        into metrics, so rules and exposition see it. A failing collector is
+        logged and counted like any tick step. Returns a function that removes it.
+        """
+        check_callable("fn", fn)
+        with self._lock:
+            self._collectors = (*self._collectors, fn)
+
+        def remove() -> None:
+            with self._lock:
+                self._collectors = tuple(c for c in self._collectors if c is not fn)
+
+        return remove
 
     def _guard(self, step: str, fn: Callable[[], object]) -> None:
         try:
