@@ -21,6 +21,9 @@ def _build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run a short simulated service and print a report")
     demo.add_argument("--duration", type=float, default=3.0, help="seconds to run (default 3)")
     demo.add_argument("--redis", metavar="URL", default=None, help="run against Redis at URL")
+    from .sql._cli import add_sql_parser
+
+    add_sql_parser(sub)
     return parser
 
 
@@ -35,5 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._demo import run_demo
 
         return run_demo(duration=args.duration, redis_url=args.redis, out=sys.stdout)
+    if args.command == "sql":
+        from .sql._cli import run_sql
+
+        return run_sql(args, out=sys.stdout, err=sys.stderr)
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover
     return 2  # pragma: no cover
