@@ -272,9 +272,12 @@ class JsonSerializer:
         self._decoder = json.JSONDecoder(object_hook=_hook).decode
 
     def dumps(self, value: Any) -> bytes:
+        return self.text(value).encode("ascii")
+
+    def text(self, value: Any) -> str:
+        """The JSON text (ASCII) of ``value``; its length is the body's length."""
         try:
-            native = value if _is_plain(value, 0) else _encode(value, 0)
-            return self._encoder(native).encode("ascii")
+            return self._encoder(value if _is_plain(value, 0) else _encode(value, 0))
         except SerializationError:
             raise
         except RecursionError as exc:
@@ -359,6 +362,7 @@ class Codec:
     __slots__ = (
         "_allowed",
         "_json",
+        "_json_text",
         "_level",
         "_macs",
         "_max_size",
@@ -394,6 +398,7 @@ class Codec:
             )
         self._serializer = ser
         self._json = type(ser) is JsonSerializer
+        self._json_text = ser.text if isinstance(ser, JsonSerializer) else str
         if secret is None:
             if old_secrets:
                 raise ConfigError("old_secrets", "<redacted>", "old_secrets need a secret")
@@ -477,6 +482,7 @@ class Codec:
                 return len(repr(value))
             if value is None or t is bool:
                 return 5 if value is False else 4
+            return len(self._json_text(value))
         return len(self.serialize(value)[1])
 
     def frame(self, fmt: int, body: bytes) -> bytes:
