@@ -4,6 +4,7 @@ The public surface is re-exported here; everything else lives in private
 modules. See DESIGN.md for the architecture and ``docs/`` for each component.
 """
 
+from ._facade import Sentia
 from ._version import __version__
 from .breaker import (
     BreakerCallOutcome,
@@ -53,6 +54,7 @@ __all__ = [
     "RateLimitExceeded",
     "RedisStateStore",
     "RegistryError",
+    "Sentia",
     "SentiaError",
     "SerializationError",
     "SqlError",
