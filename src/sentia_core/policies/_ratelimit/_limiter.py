@@ -3,10 +3,13 @@
 Theory of operation: the constructor validates everything and builds one
 *tier object* per tier: :class:`~._memory.MemoryTier`,
 :class:`~._redisstore.RedisTier`, or :class:`_DenyAllTier` for a limit of 0.
-Each has ``decide(key, cost, consume)`` and ``adecide(...)``; the limiter keeps
-their bound methods in dicts, so ``hit`` is a dict lookup, a cost check and
-one call. The decorator's sync and async wrappers share :class:`_Gate`, which
-decides whether a denied call raises or waits, and for how long.
+Each has ``decide(key, cost, consume)`` and ``adecide(...)``, kept as bound
+methods in dicts. ``hit`` on an in-memory tier is the hot path: it runs
+``MemoryTier.decide``'s few lines inline (lock, dict get, the core's ``take``,
+release), which saves a Python frame, a fifth of the decision's cost; every
+other call goes through ``decide``. The decorator goes through ``hit``/``ahit``;
+its sync and async wrappers share :class:`_Gate`, which decides whether a
+denied call raises or waits, and for how long.
 """
 
 from __future__ import annotations
