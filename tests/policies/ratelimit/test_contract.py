@@ -154,3 +154,11 @@ def test_bad_calls_raise_config_error(limiter_factory: Factory) -> None:
         with pytest.raises(ConfigError):
             limiter.peek("api", "u", cost=cost)  # type: ignore[arg-type]
     assert limiter.stats().decisions == 0
+
+
+@pytest.mark.parametrize("key", ["a}b{c", "{x}", "ü\n\t ", "", "k" * 500, "1.2.3.4:80"])
+def test_any_key_string_is_just_a_key(limiter_factory: Factory, key: str) -> None:
+    limiter = limiter_factory({"api": "2/day"})
+    assert [limiter.hit("api", key).allowed for _ in range(3)] == [True, True, False]
+    assert limiter.hit("api", key + "-other").allowed
+    assert limiter.stats().redis_errors == 0
