@@ -25,6 +25,7 @@ from ._clock import SYSTEM_CLOCK, Clock
 from ._events import Event
 from ._redis import make_client
 from .breaker import CircuitBreaker
+from .cache import TieredCache
 from .config import SentiaConfig, load, load_env, load_file
 from .errors import ConfigError
 from .monitor import HealthReport, PerformanceMonitor, default_rules
@@ -70,7 +71,7 @@ class Sentia:
         self._unsubscribe: list[Callable[[], None]] = []
         self._breakers: dict[str, CircuitBreaker] = {}
         self._policies: dict[tuple[Any, ...], Policy] = {}
-        self._caches: dict[str, Any] = {}
+        self._caches: dict[str, TieredCache] = {}
         self._registry: Any = None
         self._redis: Any = None
         self._reported_cache: dict[str, tuple[int, int]] = {}
@@ -196,14 +197,12 @@ class Sentia:
         with self._lock:
             return dict(self._breakers)
 
-    def named_cache(self, name: str, **overrides: Any) -> Any:
+    def named_cache(self, name: str, **overrides: Any) -> TieredCache:
         """The cache called ``name`` (``"default"`` is :attr:`cache`), built on first use.
 
         Each named cache gets its own namespace under the application's, so
         two never collide; ``overrides`` are TieredCache keyword arguments.
         """
-        from .cache import TieredCache
-
         with self._lock:
             found = self._caches.get(name)
             if found is not None:
