@@ -274,7 +274,7 @@ def section_system(suite: Suite) -> None:
         "system sample cost",
         f"{med['sentia monitor.collect (+ updating 26 metrics)'] / 1000:.0f} us per sample "
         "(at the default 10 s interval: "
-        f"{med['sentia monitor.collect (+ updating 26 metrics)'] / 1e7:.4f} % of one core)",
+        f"{med['sentia monitor.collect (+ updating 26 metrics)'] / 1e8:.4f} % of one core)",
     )
 
 

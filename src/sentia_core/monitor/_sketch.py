@@ -1,7 +1,7 @@
 """A mergeable quantile sketch with a relative-error guarantee (DDSketch-style).
 
 Theory of operation: with ``gamma = (1 + a) / (1 - a)`` for a relative accuracy
-``a``, a positive value ``x`` falls in bucket ``k = ceil(log(x) / log(gamma))``,
+``a``, a positive value ``x`` falls in bucket ``k = ceil(log2(x) / log2(gamma))``,
 which covers ``(gamma**(k-1), gamma**k]``. The bucket is reported as
 ``gamma**(k-1) * (1 + a)``, which is within ``a`` (relative) of every value in
 the bucket, so any quantile read from the bucket counts is within ``a`` of the
@@ -35,7 +35,8 @@ from sentia_core.errors import MetricError
 __all__ = ["FrozenSketch", "QuantileSketch"]
 
 _INF = math.inf
-_log = math.log
+# log2, not log: the same bucket index, and several times faster on some libms
+_log2 = math.log2
 _ceil = math.ceil
 #: Keys beyond this magnitude cannot come from a finite float at any accuracy
 #: we accept (1e-6 .. 0.5); a deserialized sketch holding one is corrupt.
@@ -88,7 +89,7 @@ class QuantileSketch:
         self._max_buckets = max_buckets
         self._gamma = (1.0 + relative_accuracy) / (1.0 - relative_accuracy)
         self._ln_gamma = math.log(self._gamma)
-        self._mult = 1.0 / self._ln_gamma
+        self._mult = 1.0 / math.log2(self._gamma)
         self._pos: Counter[int] = Counter()
         self._neg: Counter[int] = Counter()
         self._zero = 0
@@ -117,7 +118,7 @@ class QuantileSketch:
         lo = min(values)
         # a NaN or an infinity makes the sum NaN or infinite: then go value by value
         if lo > 0.0 and total < _INF:
-            self._pos.update(map(_ceil, map(mul, map(_log, values), repeat(self._mult))))
+            self._pos.update(map(_ceil, map(mul, map(_log2, values), repeat(self._mult))))
             self._count += n
             self._sum += total
             self._min = min(self._min, lo)
@@ -138,12 +139,12 @@ class QuantileSketch:
                 if v == _INF:
                     skipped += 1
                     continue
-                pos[_ceil(_log(v) * mult)] += 1
+                pos[_ceil(_log2(v) * mult)] += 1
             elif v < 0.0:
                 if v == -_INF:
                     skipped += 1
                     continue
-                neg[_ceil(_log(-v) * mult)] += 1
+                neg[_ceil(_log2(-v) * mult)] += 1
             elif v == 0.0:
                 self._zero += 1
             else:  # NaN
