@@ -797,7 +797,9 @@ class PerformanceMonitor:
         """Evaluate every rule now, queue and deliver their notifications, retry due ones.
 
         Returns the notifications this evaluation raised (delivered or queued
-        for retry). Listeners get each :class:`Alert` synchronously.
+        for retry). Listeners get each :class:`Alert` synchronously. If another
+        thread (the sampler) is evaluating at this moment, the rules are not
+        evaluated twice: this call only retries due deliveries and returns ``[]``.
         """
         alerts = self._rules.evaluate(self._source, self._now(), self._wall())
         if alerts:
