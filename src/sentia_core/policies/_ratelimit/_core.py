@@ -7,8 +7,8 @@ tier the same two questions:
 
 * **admit**: given the stored state, ``now`` and a cost, is the request allowed
   and what is the state afterwards? The in-memory backend runs this in
-  :meth:`GcraCore.step` / :meth:`WindowCore.step`; the Redis backend runs the
-  same lines, transcribed to Lua in ``_lua.py``, atomically inside Redis.
+  ``take`` (a hit) and ``peek``; the Redis backend runs the same lines,
+  transcribed to Lua in ``_lua.py``, atomically inside Redis.
 * **describe**: given what admit saw (allowed or not, the state before, now),
   what are ``remaining``, ``retry_after`` and ``reset_after``? This is Python
   only and shared by all backends: Redis replies carry the raw numbers and are
@@ -30,9 +30,10 @@ the period; it estimates the count over the last period as
 the limit. Both guarantees (exact bounds) are stated in docs/ratelimit.md and
 checked by the property tests.
 
-Float comparisons carry a tiny tolerance (``_EPS_TIME``, ``_EPS_COUNT``) so a
+Float comparisons carry a tiny tolerance (``EPS_TIME``, ``EPS_COUNT``) so a
 request arriving exactly on a boundary is allowed, whichever way the last bit
-of a float rounding fell; the Lua scripts use the same constants.
+of a float rounding fell; the Lua scripts get the same thresholds written in
+(``tol_eps``, ``limit_eps``), so both sides compare the very same doubles.
 """
 
 from __future__ import annotations
