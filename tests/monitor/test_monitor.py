@@ -165,3 +165,44 @@ def test_unknown_alert_names_raise(monitor: PerformanceMonitor) -> None:
 
     with pytest.raises(MonitorError, match="no alert rule"):
         monitor.alert("nope")
+
+
+def test_concurrent_ticks_and_evaluations_notify_once(clock: ManualClock) -> None:
+    import threading
+
+    m = PerformanceMonitor(clock=clock, system_metrics=False)
+    got: list[Alert] = []
+    lock = threading.Lock()
+
+    def inbox(alert: Alert) -> None:
+        with lock:
+            got.append(alert)
+
+    m.add_notifier(inbox)
+    m.gauge("load").set(99)
+    m.add_rule(AlertRule("hot", "load", warning=50))
+    h = m.histogram("lat_seconds")
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            barrier.wait()
+            for _ in range(50):
+                h.observe(0.01 * (i + 1))
+                if i % 2:
+                    m.tick()
+                else:
+                    m.evaluate()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert [(a.rule, a.kind.value) for a in got] == [("hot", "firing")]
+    assert h.count == 300
+    assert m.stats().tick_errors == 0
