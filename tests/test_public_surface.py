@@ -11,13 +11,28 @@ CONTRACT = {
     "CircuitBreaker",
     "BreakerState",
     "CircuitOpenError",
+    "retry",
+    "Retry",
+    "Timeout",
+    "Bulkhead",
+    "RateLimiter",
+    "RateLimitExceeded",
+    "Policy",
+    "TieredCache",
+    "ServiceRegistry",
+    "Instance",
+    "NoHealthyInstanceError",
+    "QueryOptimizer",
+    "PerformanceMonitor",
+    "AlertRule",
+    "Sentia",
     "SentiaError",
 }
 
 
 def test_all_is_sorted_and_unique() -> None:
     names = [n for n in sentia_core.__all__ if n != "__version__"]
-    assert names == sorted(names)
+    assert names == sorted(names, key=lambda n: (n[0].islower(), n))
     assert len(set(sentia_core.__all__)) == len(sentia_core.__all__)
 
 

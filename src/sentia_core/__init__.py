@@ -14,6 +14,7 @@ from .breaker import (
     CircuitBreaker,
     RedisStateStore,
 )
+from .cache import TieredCache
 from .errors import (
     BackendError,
     BackendUnavailableError,
@@ -33,14 +34,32 @@ from .errors import (
     SqlError,
     UnsafeStatementError,
 )
+from .monitor import AlertRule, PerformanceMonitor
+from .policies import (
+    Bulkhead,
+    ExponentialBackoff,
+    FixedBackoff,
+    LinearBackoff,
+    Policy,
+    RateDecision,
+    RateLimiter,
+    Retry,
+    RetryBudget,
+    Timeout,
+    retry,
+)
+from .registry import Instance, ServiceRegistry
+from .sql import QueryOptimizer
 
 __all__ = [
+    "AlertRule",
     "BackendError",
     "BackendUnavailableError",
     "BreakerCallOutcome",
     "BreakerMetrics",
     "BreakerState",
     "BreakerStateChanged",
+    "Bulkhead",
     "BulkheadFullError",
     "CacheError",
     "CallRejectedError",
@@ -48,16 +67,31 @@ __all__ = [
     "CircuitBreaker",
     "CircuitOpenError",
     "ConfigError",
+    "ExponentialBackoff",
+    "FixedBackoff",
+    "Instance",
+    "LinearBackoff",
     "MetricError",
     "MonitorError",
     "NoHealthyInstanceError",
+    "PerformanceMonitor",
+    "Policy",
+    "QueryOptimizer",
+    "RateDecision",
     "RateLimitExceeded",
+    "RateLimiter",
     "RedisStateStore",
     "RegistryError",
+    "Retry",
+    "RetryBudget",
     "Sentia",
     "SentiaError",
     "SerializationError",
+    "ServiceRegistry",
     "SqlError",
+    "TieredCache",
+    "Timeout",
     "UnsafeStatementError",
     "__version__",
+    "retry",
 ]
