@@ -250,3 +250,12 @@ def test_redis_unreachable_makes_health_unhealthy_but_calls_work() -> None:
             assert s.limiter.hit("api", key="x").allowed  # fail-open by default
     finally:
         server.stop()
+
+
+def test_rate_limit_denials_reach_the_monitor(clock: ManualClock) -> None:
+    with Sentia(
+        {"monitor": {"system_metrics": False}, "rate_limits": {"tiny": "1/minute"}}, clock=clock
+    ) as s:
+        assert s.limiter.hit("tiny", key="k").allowed
+        assert not s.limiter.hit("tiny", key="k").allowed
+        assert _event_count(s, "RateLimitDenied") == 1

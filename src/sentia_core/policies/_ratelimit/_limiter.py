@@ -408,6 +408,14 @@ class RateLimiter:
         """``"gcra"`` or ``"sliding_window"``."""
         return self._algorithm
 
+    def add_listener(self, listener: Callable[[Any], object]) -> Callable[[], None]:
+        """Subscribe ``listener`` to denial and backend-failure events; returns the unsubscriber.
+
+        The same as ``limiter.listeners.add(listener)``; every component offers
+        ``add_listener`` so the facade and the monitor subscribe alike.
+        """
+        return self.listeners.add(listener)
+
     def stats(self) -> RateLimiterStats:
         """A frozen snapshot of the counters (see :class:`RateLimiterStats`)."""
         per_tier: dict[str, TierStats] = {}
