@@ -105,3 +105,46 @@ workloads = st.lists(
     max_size=12,
     unique_by=lambda x: x[0][1],
 )
+
+
+# -- well-formed expressions (parser synchronisation) ----------------------- #
+
+_LEAVES = st.sampled_from(
+    ["a", "t.b", '"Q"', "?", "%s", "$1", ":p", "1", "2.5", "'s'", "NULL", "TRUE", "now()"]
+)
+
+
+def _grow(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    # operands are parenthesised, so every generated expression is valid SQL
+    pair = st.tuples(inner, inner)
+    return st.one_of(
+        pair.map(lambda p: f"({p[0]}) + ({p[1]})"),
+        pair.map(lambda p: f"({p[0]}) = ({p[1]})"),
+        pair.map(lambda p: f"({p[0]}) AND ({p[1]})"),
+        pair.map(lambda p: f"({p[0]}) OR ({p[1]})"),
+        inner.map(lambda e: f"NOT ({e})"),
+        inner.map(lambda e: f"lower({e})"),
+        pair.map(lambda p: f"coalesce({p[0]}, {p[1]})"),
+        inner.map(lambda e: f"CAST({e} AS numeric(10, 2))"),
+        inner.map(lambda e: f"({e})::text"),
+        pair.map(lambda p: f"ARRAY[{p[0]}, {p[1]}]"),
+        inner.map(lambda e: f"x = ANY(ARRAY[{e}])"),
+        inner.map(lambda e: f"x = ANY({e})"),
+        pair.map(lambda p: f"({p[0]}) IN ({p[1]}, ?)"),
+        inner.map(lambda e: f"({e}) NOT IN (SELECT y FROM u WHERE z = ({e}))"),
+        pair.map(lambda p: f"({p[0]}) BETWEEN ({p[1]}) AND ?"),
+        inner.map(lambda e: f"({e}) IS NOT NULL"),
+        inner.map(lambda e: f"({e}) LIKE 'x%' ESCAPE '!'"),
+        pair.map(lambda p: f"CASE WHEN {p[0]} THEN {p[1]} ELSE 0 END"),
+        inner.map(lambda e: f"EXISTS (SELECT 1 FROM u WHERE u.k = ({e}))"),
+        inner.map(lambda e: f"(SELECT max(v) FROM w WHERE w.q = ({e}))"),
+        inner.map(lambda e: f"count(*) FILTER (WHERE {e})"),
+        inner.map(lambda e: f"extract(year FROM ({e}))"),
+        inner.map(lambda e: f"({e}) IS DISTINCT FROM ?"),
+        inner.map(lambda e: f"INTERVAL '1 day' + ({e})"),
+        inner.map(lambda e: f"({e})"),
+    )
+
+
+#: Syntactically valid boolean-ish SQL expressions, nested a few levels.
+expressions = st.recursive(_LEAVES, _grow, max_leaves=5)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sentia_core.errors import UnsafeStatementError
 from sentia_core.sql._analyze import Analysis, ParameterSlot, analyze, probe
 
-from .advisor_strategies import any_sql, mutated_sql
+from .advisor_strategies import any_sql, expressions, mutated_sql
 
 _WRITE = re.compile(
     r"\b(INSERT|DELETE|MERGE|TRUNCATE|DROP|ALTER|CREATE|GRANT|VACUUM|ATTACH|PRAGMA|INTO)\b", re.I
@@ -57,3 +57,14 @@ def test_no_literal_leaks_into_an_analysis(sql: str, secret: str, form: str) -> 
     except UnsafeStatementError:
         return
     assert all(secret not in x for x in p.parts if isinstance(x, str))
+
+
+@settings(max_examples=50)
+@given(expressions)
+def test_the_parser_stays_in_step_after_any_well_formed_expression(expr: str) -> None:
+    # Whatever comes before it, the trailing conjunct must still be found: a
+    # parser that loses a parenthesis or a keyword would drop it.
+    a = analyze(f"SELECT * FROM t WHERE ({expr}) AND zz_marker = ? ORDER BY zz_order")
+    assert a.parsed and not a.partial, (expr, a.error)
+    assert ("t", "zz_marker") in {(p.column.table, p.column.column) for p in a.equality}, expr
+    assert [o.column.column for o in a.order_by] == ["zz_order"], expr

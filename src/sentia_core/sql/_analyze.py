@@ -383,6 +383,9 @@ _RESERVED = frozenset(
         "RLIKE",
     }
 )
+_QUERY_CONTINUES = frozenset(
+    {"UNION", "INTERSECT", "EXCEPT", "MINUS", "ORDER", "LIMIT", "OFFSET", "FETCH"}
+)
 _JOIN_WORDS = frozenset({"JOIN", "INNER", "LEFT", "RIGHT", "FULL", "CROSS", "NATURAL", "OUTER"})
 _CORE_END = frozenset(
     {"UNION", "INTERSECT", "EXCEPT", "MINUS", "ORDER", "LIMIT", "OFFSET", "FETCH", "FOR", "ON"}
@@ -922,10 +925,37 @@ class _Parser:
         return stmt
 
     def starts_query(self, k: int) -> bool:
-        j = self.i + k
-        while j < self.n and self.t[j].kind == _LP:
-            j += 1
-        return j < self.n and self.t[j].kind == _W and self.t[j].up in ("SELECT", "WITH", "VALUES")
+        """Does the parenthesised group whose content starts at ``i + k`` hold a query?
+
+        ``(SELECT ...)`` and ``((SELECT ...) UNION (SELECT ...))`` do;
+        ``((SELECT ...)) IS NULL`` does not: there the inner group is an
+        operand of an expression.
+        """
+        return self._query_at(self.i + k, 0)
+
+    def _query_at(self, j: int, depth: int) -> bool:
+        if j >= self.n or depth > _MAX_DEPTH:
+            return False
+        tok = self.t[j]
+        if tok.kind == _W:
+            return tok.up in ("SELECT", "WITH", "VALUES")
+        if tok.kind != _LP or not self._query_at(j + 1, depth + 1):
+            return False
+        level = 0
+        for close in range(j, self.n):
+            kind = self.t[close].kind
+            if kind == _LP:
+                level += 1
+            elif kind == _RP:
+                level -= 1
+                if level == 0:
+                    after = self.t[close + 1] if close + 1 < self.n else None
+                    return (
+                        after is None
+                        or after.kind == _RP
+                        or (after.kind == _W and after.up in _QUERY_CONTINUES)
+                    )
+        return True  # unterminated: let the statement parser cope
 
     def skip_rest_of_statement(self) -> None:
         while self.i < self.n and self.kind() not in (_RP, _SEMI):
