@@ -148,3 +148,32 @@ def _grow(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 
 #: Syntactically valid boolean-ish SQL expressions, nested a few levels.
 expressions = st.recursive(_LEAVES, _grow, max_leaves=5)
+
+_FROM_ITEMS = st.sampled_from(
+    [
+        "t AS a",
+        "u b",
+        "(SELECT * FROM v WHERE k = ?) s",
+        "LATERAL (SELECT * FROM w WHERE w.id = zz.id) l",
+        "generate_series(1, 10) AS g(n)",
+        "(a1 JOIN a2 ON a1.x = a2.y)",
+        "w TABLESAMPLE SYSTEM (10) REPEATABLE (1)",
+        "ONLY p",
+        "q INDEXED BY ix_q",
+        "unnest(ARRAY[1, 2]) WITH ORDINALITY AS o(v, i)",
+        "((SELECT 1 AS one) UNION (SELECT 2)) uu",
+    ]
+)
+_JOINS = st.sampled_from([", ", " JOIN ", " LEFT JOIN ", " CROSS JOIN ", " NATURAL JOIN "])
+
+
+@st.composite
+def from_clauses(draw: st.DrawFn) -> str:
+    """``zz`` followed by a few joined or listed FROM items of every kind."""
+    out = "zz"
+    for item in draw(st.lists(_FROM_ITEMS, max_size=4)):
+        how = draw(_JOINS)
+        out += how + item
+        if how in (" JOIN ", " LEFT JOIN "):
+            out += " ON true" if draw(st.booleans()) else " USING (id)"
+    return out

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sentia_core.errors import UnsafeStatementError
 from sentia_core.sql._analyze import Analysis, ParameterSlot, analyze, probe
 
-from .advisor_strategies import any_sql, expressions, mutated_sql
+from .advisor_strategies import any_sql, expressions, from_clauses, mutated_sql
 
 _WRITE = re.compile(
     r"\b(INSERT|DELETE|MERGE|TRUNCATE|DROP|ALTER|CREATE|GRANT|VACUUM|ATTACH|PRAGMA|INTO)\b", re.I
@@ -68,3 +68,12 @@ def test_the_parser_stays_in_step_after_any_well_formed_expression(expr: str) ->
     assert a.parsed and not a.partial, (expr, a.error)
     assert ("t", "zz_marker") in {(p.column.table, p.column.column) for p in a.equality}, expr
     assert [o.column.column for o in a.order_by] == ["zz_order"], expr
+
+
+@settings(max_examples=50)
+@given(from_clauses(), st.sampled_from(["", " GROUP BY zz.g", " UNION ALL SELECT 1"]))
+def test_the_parser_stays_in_step_after_any_from_clause(frm: str, tail: str) -> None:
+    a = analyze(f"WITH c AS (SELECT 1) SELECT * FROM {frm} WHERE zz.marker = ?{tail}")
+    assert a.parsed and not a.partial, (frm, a.error)
+    assert "zz" in a.tables
+    assert ("zz", "marker") in {(p.column.table, p.column.column) for p in a.equality}, frm
