@@ -49,11 +49,16 @@ import pglast
 import sqlparse
 from _harness import Suite, parse_args
 
-from sentia_core.sql._advisor import ShapeWorkload, suggest_indexes
-from sentia_core.sql._analyze import _analyze_uncached, analyze
-from sentia_core.sql._apply import apply
-from sentia_core.sql._catalog import read_column_stats, read_existing_indexes
-from sentia_core.sql._verify import verify
+from sentia_core.sql import (
+    ShapeWorkload,
+    analyze,
+    apply,
+    read_column_stats,
+    read_existing_indexes,
+    suggest_indexes,
+    verify,
+)
+from sentia_core.sql._analyze import _analyze_uncached  # the cost of a first analysis
 
 # --------------------------------------------------------------------------- #
 # Data

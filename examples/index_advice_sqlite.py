@@ -16,11 +16,16 @@ import random
 import sqlite3
 import time
 
-from sentia_core.sql._advisor import ShapeWorkload, suggest_indexes
-from sentia_core.sql._analyze import analyze
-from sentia_core.sql._apply import apply, maintenance
-from sentia_core.sql._catalog import read_column_stats, read_existing_indexes
-from sentia_core.sql._verify import verify
+from sentia_core.sql import (
+    ShapeWorkload,
+    analyze,
+    apply,
+    maintenance,
+    read_column_stats,
+    read_existing_indexes,
+    suggest_indexes,
+    verify,
+)
 
 CUSTOMERS, ORDERS = 4_000, 40_000
 STATUSES = ["new", "open", "shipped", "done"]
