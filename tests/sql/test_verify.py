@@ -330,6 +330,7 @@ def test_postgres_a_failed_transaction_is_refused(pg: Any) -> None:
 def test_postgres_explain_binds_sampled_values_and_refuses_writes(pg: Any) -> None:
     plan = explain(pg, "SELECT * FROM orders WHERE id = ANY(?) AND created_at > now() - INTERVAL ?")
     assert "Index Scan on orders using orders_pkey" in plan and "total cost" in plan
+    assert "Aggregate" in explain(pg, "SELECT count(*) FROM orders")  # no parameter at all
     count = pg.execute("SELECT count(*) FROM orders").fetchone()
     pg.rollback()
     with pytest.raises(UnsafeStatementError):

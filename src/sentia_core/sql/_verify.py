@@ -516,9 +516,18 @@ class _PostgresBackend(_Backend):
         text = str(value).replace("\\", "\\\\").replace('"', '\\"')
         return '{"' + text + '"}'
 
-    def rows(self, query: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+    def rows(
+        self, query: str, params: Sequence[object] = (), *, extended: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """Run ``query`` in a savepoint; ``extended`` forces the extended protocol.
+
+        psycopg sends a statement without parameters as a simple query, which
+        would run several ``;``-separated statements; a prepared statement
+        cannot hold more than one. (The text was already checked to hold no
+        ``;``: this is a second, independent guard.)
+        """
         with self.conn.transaction(), self.conn.cursor() as cur:
-            cur.execute(query, list(params))
+            cur.execute(query, list(params), prepare=True if extended and not params else None)
             return list(cur.fetchall())
 
     def sample(self, table: str, column: str) -> tuple[list[object], object]:
@@ -624,7 +633,7 @@ class _PostgresBackend(_Backend):
         import psycopg
 
         try:
-            rows = self.rows("EXPLAIN (FORMAT JSON) " + text, params)
+            rows = self.rows("EXPLAIN (FORMAT JSON) " + text, params, extended=True)
         except psycopg.Error as exc:
             raise _ExplainError(str(exc).strip().splitlines()[0]) from exc
         doc = rows[0][0]
