@@ -15,16 +15,28 @@ catches a :class:`ConfigError`, ``except TimeoutError`` catches a
     │   ├── RateLimitExceeded               .tier, .key, .retry_after
     │   └── BulkheadFullError               .bulkhead
     ├── CallTimeoutError (TimeoutError)     .timeout
+    ├── IllegalTransitionError (RuntimeError)  breaker: a transition the table forbids
     ├── CacheError
-    │   └── SerializationError (TypeError)  a value the codec cannot encode
+    │   ├── SerializationError (TypeError)  a value the codec cannot encode
+    │   ├── InvalidKeyError (TypeError)     cache: a key that cannot be normalized
+    │   ├── InvalidPatternError (ValueError)   cache: a malformed glob
+    │   └── PayloadError (ValueError)       cache: a stored payload was refused
+    │       ├── CorruptPayloadError         (counted as a miss, never raised to get())
+    │       └── UntrustedPayloadError       unsigned or tampered pickle
     ├── RegistryError
     │   └── NoHealthyInstanceError          .service
     ├── SqlError
-    │   └── UnsafeStatementError            refused to EXPLAIN/run a statement
+    │   ├── UnsafeStatementError            refused to EXPLAIN/run a statement
+    │   └── WorkloadFormatError (ValueError)   sql: an unreadable workload file
     ├── MonitorError
-    │   └── MetricError (ValueError)        bad metric name, labels or kind
-    └── BackendError                        a backend (Redis, database) failed;
+    │   ├── MetricError (ValueError)        bad metric name, labels or kind
+    │   ├── ExpressionError                 monitor: a bad alert expression
+    │   └── NotificationError               monitor: a notifier failed (counted)
+    └── BackendError                        a backend (Redis, a database) failed;
         └── BackendUnavailableError         .__cause__ is the driver's error
+
+The errors marked with a subsystem live in that subsystem's package (for
+example ``sentia_core.cache.InvalidKeyError``); the rest are defined here.
 
 Redis and database errors are translated into :class:`BackendError` at the
 boundary where they must reach the caller at all; most components fail open
