@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from ._errors import PayloadError
+
 __all__ = ["BackendWrite", "CacheBackend", "StoredValue"]
 
 
@@ -38,11 +40,15 @@ class StoredValue:
         payload: the bytes :meth:`Codec.dumps` produced.
         ttl: seconds it still has to live (``math.inf``: no expiry).
         tags: the qualified tags it was written with.
+        error: set when the backend found something it could not parse
+            (a damaged envelope): the cache counts it as corrupt and serves
+            a miss; ``payload`` is then empty.
     """
 
     payload: bytes
     ttl: float
     tags: tuple[str, ...] = ()
+    error: PayloadError | None = None
 
 
 @dataclass(frozen=True, slots=True)

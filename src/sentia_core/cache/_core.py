@@ -70,6 +70,7 @@ from ._backend import BackendWrite, CacheBackend, StoredValue
 from ._codec import Codec
 from ._errors import InvalidKeyError, PayloadError, UntrustedPayloadError
 from ._flight import Flight
+from ._glob import InvalidPatternError, compile_glob
 from ._keys import check_key, check_tags, key_bytes
 from ._memory import Entry, MemoryLayer
 from ._policy import EvictionPolicy, LRUPolicy
@@ -81,6 +82,7 @@ from ._types import (
     EvictionCounts,
     FaultKind,
     InvalidationKind,
+    RedisStats,
 )
 
 __all__ = [
@@ -189,6 +191,9 @@ class Prepared(NamedTuple):
 
 L1Store = Literal["object", "payload"]
 
+#: Who asked for an invalidation (see :meth:`CacheCore.delete`).
+Origin = Literal["local", "remote", "quiet"]
+
 
 class CacheCore:
     """Decisions and state shared by the sync and async caches (see module doc).
@@ -258,6 +263,9 @@ class CacheCore:
         self.epoch = 0
         #: background (stale-while-revalidate) refreshes running now.
         self.refreshing = 0
+        #: the longest an L1 entry may live right now (a Redis L2 lowers it while
+        #: its invalidation channel is down; see _redis_backend.py)
+        self.cap = _INF
         #: counts hits lock-free (next() on it is one C call); never replaced,
         #: so the readers built by make_reader keep counting after reset_stats
         self._hits = itertools.count()
@@ -281,7 +289,10 @@ class CacheCore:
         self.corrupt = 0
         self.rejected = 0
         self.backend_hits = 0
+        self.backend_misses = 0
         self.backend_errors = 0
+        self.backend_skipped = 0
+        self.remote_coalesced = 0
         layer = self.layer
         layer.evicted_size = layer.evicted_bytes = layer.evicted_ttl = layer.oversize = 0
 
@@ -396,6 +407,8 @@ class CacheCore:
     def decode(self, key: str, stored: StoredValue) -> Any:
         """Decode a backend payload; a bad one is counted, reported and becomes MISS."""
         try:
+            if stored.error is not None:
+                raise stored.error
             return self.codec.loads(stored.payload)
         except PayloadError as exc:
             untrusted = isinstance(exc, UntrustedPayloadError)
@@ -419,8 +432,10 @@ class CacheCore:
         """
         value = MISS if stored is None else self.decode(key, stored)
         if value is MISS:
-            if not counted_miss:
-                self.count_misses()
+            with self.lock:
+                self.backend_misses += 1
+                if not counted_miss:
+                    self.misses += 1
             return MISS
         assert stored is not None
         now = self.now()
@@ -501,7 +516,7 @@ class CacheCore:
 
     def _put(self, p: Prepared, now: float) -> bool:
         """Insert into the L1 (caller holds the lock)."""
-        expires = now + p.ttl
+        expires = now + (p.ttl if p.ttl < self.cap else self.cap)
         entry = Entry(p.value, expires, expires + self.stale_ttl, p.size, p.tags)
         return self.layer.put(p.key, entry, now)
 
@@ -520,6 +535,7 @@ class CacheCore:
         now = self.now()
         stale_ttl = self.stale_ttl
         put = self.layer.put
+        cap = self.cap
         with self.lock:
             self.epoch += 1
             flights = self.flights
@@ -528,7 +544,7 @@ class CacheCore:
                     self._poison_key(p.key)
                 if p.payload is not None:
                     self._count_payload(p)
-                expires = now + p.ttl
+                expires = now + (p.ttl if p.ttl < cap else cap)
                 put(p.key, Entry(p.value, expires, expires + stale_ttl, p.size, p.tags), now)
             self.sets += len(writes)
             log = self.layer.log
@@ -585,8 +601,13 @@ class CacheCore:
         for key in [k for k, f in flights.items() if pred(f)]:
             flights.pop(key).poisoned = True
 
-    def delete(self, keys: Sequence[str]) -> int:
-        """Remove keys from the L1 (and poison their flights); returns how many were held."""
+    def delete(self, keys: Sequence[str], *, origin: Origin = "local") -> int:
+        """Remove keys from the L1 (and poison their flights); returns how many were held.
+
+        ``origin``: ``"local"`` (a caller asked), ``"remote"`` (another process
+        announced it) or ``"quiet"`` (a second pass after the backend finished:
+        neither counted nor reported). The same for the methods below.
+        """
         n = 0
         now = self.now()
         with self.lock:
@@ -597,14 +618,15 @@ class CacheCore:
                 self._poison_key(key)
                 if pop(key) is not None:
                     n += 1
-            self.invalidated += n
+            if origin != "quiet":
+                self.invalidated += n
             log = self._take_log()
         if log:
             self._emit_evictions(log)
-        self._invalidation("delete", tuple(keys), n)
+        self._invalidation("delete", tuple(keys), n, origin)
         return n
 
-    def invalidate_tags(self, tags: tuple[str, ...]) -> int:
+    def invalidate_tags(self, tags: tuple[str, ...], *, origin: Origin = "local") -> int:
         """Remove every L1 entry carrying one of ``tags``; poison matching flights."""
         wanted = frozenset(tags)
         now = self.now()
@@ -616,14 +638,17 @@ class CacheCore:
             pop = self.layer.pop
             for key in keys:
                 pop(key)
-            self.invalidated += len(keys)
+            if origin != "quiet":
+                self.invalidated += len(keys)
             log = self._take_log()
         if log:
             self._emit_evictions(log)
-        self._invalidation("tags", tags, len(keys))
+        self._invalidation("tags", tags, len(keys), origin)
         return len(keys)
 
-    def invalidate_matching(self, pattern: str, match: Callable[[str], bool]) -> int:
+    def invalidate_matching(
+        self, pattern: str, match: Callable[[str], bool], *, origin: Origin = "local"
+    ) -> int:
         """Remove every L1 key for which ``match(key)``; poison matching flights."""
         now = self.now()
         with self.lock:
@@ -634,27 +659,55 @@ class CacheCore:
             pop = self.layer.pop
             for key in keys:
                 pop(key)
-            self.invalidated += len(keys)
+            if origin != "quiet":
+                self.invalidated += len(keys)
             log = self._take_log()
         if log:
             self._emit_evictions(log)
-        self._invalidation("pattern", (pattern,), len(keys))
+        self._invalidation("pattern", (pattern,), len(keys), origin)
         return len(keys)
 
-    def clear(self) -> int:
-        """Empty the L1 and poison every flight."""
+    def clear(self, *, origin: Origin = "local", kind: InvalidationKind = "clear") -> int:
+        """Empty the L1 and poison every flight (``kind="flush"``: not on request)."""
         now = self.now()
         with self.lock:
             self.epoch += 1
             self.layer.purge(now)
             self._poison(lambda f: True)
             n = self.layer.clear()
-            self.invalidated += n
+            if origin != "quiet" and kind == "clear":
+                self.invalidated += n
             log = self._take_log()
         if log:
             self._emit_evictions(log)
-        self._invalidation("clear", (), n)
+        self._invalidation(kind, (), n, origin)
         return n
+
+    # -- the invalidation sink (a Redis L2's listener calls these) -------------------
+
+    def apply_remote(self, kind: str, targets: tuple[str, ...]) -> None:
+        """Apply another process's invalidation to this L1."""
+        if kind == "keys":
+            self.delete(targets, origin="remote")
+        elif kind == "tags":
+            self.invalidate_tags(targets, origin="remote")
+        elif kind == "pattern" and len(targets) == 1:
+            try:
+                match = compile_glob(targets[0])
+            except InvalidPatternError:  # not ours to judge: drop everything instead
+                self.clear(origin="remote", kind="flush")
+                return
+            self.invalidate_matching(targets[0], match, origin="remote")
+        else:
+            self.clear(origin="remote")
+
+    def flush_l1(self) -> None:
+        """Empty the L1 because invalidations may have been missed."""
+        self.clear(origin="remote", kind="flush")
+
+    def cap_l1(self, ttl: float | None) -> None:
+        """Keep L1 entries stored from now on at most ``ttl`` seconds (None: lift)."""
+        self.cap = _INF if ttl is None else ttl
 
     # -- single-flight -------------------------------------------------------------
 
@@ -814,6 +867,17 @@ class CacheCore:
 
     # -- faults and events ---------------------------------------------------------
 
+    def count_skipped(self, n: int = 1, *, misses: int = 0) -> None:
+        """Backend calls not made (its breaker is open); ``misses`` lookups found nothing."""
+        with self.lock:
+            self.backend_skipped += n
+            self.misses += misses
+
+    def count_remote_coalesced(self) -> None:
+        """A caller got its value from another process's load (distributed lock)."""
+        with self.lock:
+            self.remote_coalesced += 1
+
     def count_backend_error(self, key: str | None, error: BaseException) -> None:
         """A backend call failed (the caller carries on without it)."""
         with self.lock:
@@ -847,10 +911,20 @@ class CacheCore:
         for key, reason, size in log:
             emit(CacheEviction(self.source, at, self.namespace, key, reason, size))
 
-    def _invalidation(self, kind: InvalidationKind, targets: tuple[str, ...], n: int) -> None:
-        if self.listeners:
+    def _invalidation(
+        self, kind: InvalidationKind, targets: tuple[str, ...], n: int, origin: Origin = "local"
+    ) -> None:
+        if self.listeners and origin != "quiet":
             self.listeners.emit(
-                CacheInvalidation(self.source, self.clock.time(), self.namespace, kind, targets, n)
+                CacheInvalidation(
+                    self.source,
+                    self.clock.time(),
+                    self.namespace,
+                    kind,
+                    targets,
+                    n,
+                    origin == "remote",
+                )
             )
 
     def add_listener(self, listener: Callable[[Event], object]) -> Callable[[], None]:
@@ -872,8 +946,9 @@ class CacheCore:
 
     # -- stats ---------------------------------------------------------------------
 
-    def stats(self) -> CacheStats:
-        """A consistent snapshot (dead entries are purged first)."""
+    def stats(self, *, degraded: bool = False, redis: RedisStats | None = None) -> CacheStats:
+        """A consistent snapshot (dead entries are purged first); the adapter adds
+        ``degraded`` and the Redis side."""
         now = self.now()
         with self.lock:
             layer = self.layer
@@ -907,6 +982,11 @@ class CacheCore:
                 rejected=self.rejected,
                 backend_hits=self.backend_hits,
                 backend_errors=self.backend_errors,
+                backend_misses=self.backend_misses,
+                backend_skipped=self.backend_skipped,
+                remote_coalesced=self.remote_coalesced,
+                degraded=degraded,
+                redis=redis,
             )
             log = self._take_log()
         if log:

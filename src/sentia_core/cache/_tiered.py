@@ -1,56 +1,51 @@
-"""``TieredCache``: the synchronous adapter around :class:`CacheCore`.
+"""``TieredCache``: the synchronous shell around :class:`CacheOps`.
 
-Everything this module does is I/O around decisions the core makes: call the
-backend (failing open), call the loader, wait for another caller's load. Calls
-from coroutine functions decorated with :meth:`TieredCache.cached` run the
-same decisions through ``_aload`` / ``_alead``, which differ from their sync
-twins only in ``await``. See ``_core.py`` for the theory of operation.
+Every operation is a generator in ``_ops.py``; this module runs them with
+plain calls (:meth:`TieredCache._run`): backend methods called directly, the
+loader called, a thread waiting on a flight's ``Event``, ``clock.sleep``,
+background refreshes on threads. Coroutine functions decorated with
+:meth:`TieredCache.cached` run the same operations through the shared async
+runner (the backend is still called synchronously). See ``_core.py`` and
+``_ops.py`` for the theory of operation.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import inspect
+import random
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar, cast, overload
 
 from sentia_core._clock import SYSTEM_CLOCK, Clock
-from sentia_core._events import Event
-from sentia_core.errors import ConfigError
+from sentia_core._redis import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT
 
-from ._backend import CacheBackend, StoredValue
-from ._codec import DEFAULT_MAX_DECOMPRESSED_SIZE, Codec, Serializer
-from ._core import (
-    MISS,
-    CacheCore,
-    Hit,
-    Join,
-    L1Store,
-    Lead,
-    Prepared,
-    ServeStale,
-    as_mapping,
+from ._backend import CacheBackend
+from ._codec import DEFAULT_MAX_DECOMPRESSED_SIZE, Serializer
+from ._core import MISS, L1Store
+from ._keys import check_key
+from ._ops import (
+    DEFAULT_MAX_BYTES,
+    CacheOps,
+    Call,
+    KeyBuilder,
+    Load,
+    Op,
+    Sleep,
+    Spawn,
+    TagBuilder,
+    Wait,
 )
-from ._flight import Flight
-from ._glob import compile_glob, escape_glob
-from ._keys import check_key, check_tags, function_key, function_tags, is_method
 from ._policy import EvictionPolicy
-from ._types import CacheStats
 
 __all__ = ["CachedFunction", "TieredCache"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
-
-DEFAULT_MAX_BYTES = 100 * 1024 * 1024
-
-
-def _probe_miss(key: Any, default: Any, now: float | None) -> Any:
-    return MISS
+T = TypeVar("T")
 
 
 class CachedFunction(Protocol[P, R_co]):
@@ -70,29 +65,33 @@ class CachedFunction(Protocol[P, R_co]):
     def key_for(self, *args: Any, **kwargs: Any) -> str: ...
 
 
-class TieredCache:
-    """An in-process cache with TTLs, tags, single-flight loading and safe serialization.
+class TieredCache(CacheOps):
+    """A two-level cache: an in-process L1 over an optional Redis L2.
 
     The L1 keeps values in memory, bounded by both item count and bytes (keys
-    and values counted), with LRU eviction. ``backend=`` adds a second,
-    byte-oriented layer under it (part 2 builds a Redis one from ``redis=``).
+    and values counted), with LRU eviction, TTLs, tags, single-flight loading
+    and a safe codec. ``redis=`` adds a shared L2 in Redis (or Valkey, or a
+    Redis Cluster) and cross-process invalidation of every process's L1; a
+    Redis that is down, slow or full never raises into the caller (see
+    docs/cache.md, "Redis").
 
     Args:
-        max_items: most entries held in L1 (0: L1 off).
+        max_items: most entries held in L1 (0: L1 off; with Redis, L2 only).
         max_bytes: most accounted bytes held in L1: UTF-8 key length plus the
             value's serialized length (its payload length with
             ``l1_store="payload"``). Default 100 MiB.
-        ttl: default time to live in seconds (per-call ``ttl=`` overrides it;
-            ``math.inf``: no expiry). Default 300.
+        ttl: default time to live in seconds of an L1 entry (per-call ``ttl=``
+            sets both layers; ``math.inf``: no expiry). Default 300.
         stale_ttl: seconds an expired entry is still kept to be served when
             its loader fails (fail-safe) or, with ``stale_while_revalidate``,
             while it is refreshed. Default 0 (off).
         stale_while_revalidate: on an expired entry within ``stale_ttl``,
             ``get_or_set`` / ``@cached`` return it at once and refresh it in
             the background (one refresh per key). Needs ``stale_ttl > 0``.
-        namespace: names this cache in events and qualifies every key, tag and
-            pattern it sends to a backend (``"app:key"``), so caches sharing a
-            backend never collide. Letters, digits, ``_ . -``; default ``"cache"``.
+        namespace: names this cache in events and qualifies every key, tag,
+            pattern and channel it sends to a backend or Redis, so caches
+            sharing one never collide. Letters, digits, ``_ . -``; default
+            ``"cache"``.
         serializer: ``"json"`` (safe tagged JSON, the default), ``"pickle"``
             (needs ``secret``) or a :class:`Serializer`.
         secret: HMAC-SHA256 key signing every payload; required for pickle.
@@ -106,8 +105,31 @@ class TieredCache:
             the very object (do not mutate it), no decode cost. ``"payload"``
             keeps encoded, compressed bytes: every hit decodes a fresh copy.
         policy: the L1 eviction policy (default :class:`LRUPolicy`).
-        backend: a :class:`CacheBackend` under the L1 (default none).
+        backend: a :class:`CacheBackend` under the L1 (not with ``redis``).
+        redis: a Redis URL (``redis://``, ``rediss://`` for TLS, AUTH in the
+            URL, ``unix://``), a ``redis.Redis`` or a ``redis.RedisCluster``:
+            the L2. Clients must keep ``decode_responses=False``.
+        redis_ttl: default TTL in seconds of an L2 entry (and the Redis TTL of
+            an entry written with ``ttl=math.inf``). Default 3600.
+        redis_cluster: with a URL, connect to a Redis Cluster.
+        socket_timeout: seconds a Redis command may take, with a URL (default 0.25).
+        connect_timeout: seconds to connect to Redis, with a URL (default 0.25).
+        breaker: the :class:`~sentia_core.breaker.CircuitBreaker` guarding Redis
+            calls (default: one opening after 3 consecutive connection errors
+            or timeouts, for 5 seconds).
+        invalidation: announce writes and invalidations on the namespace's
+            Redis channel and apply other processes' to this L1 (default True).
+        heartbeat_interval: seconds between pings of the invalidation channel
+            (default 1.0).
+        disconnected_ttl: while the invalidation channel is down, L1 entries
+            live at most this many seconds (default 1.0).
+        distributed_lock: processes missing the same key run the loader once
+            (a Redis lock); default False (single-flight within the process).
+        lock_ttl: seconds the distributed lock is held at most (default 10).
+        lock_wait: seconds a process waits for another's load before loading
+            itself (default 5).
         clock: time source (default the system clock); tests pass a ManualClock.
+        rng: randomness for polling jitter (default a fresh ``random.Random``).
 
     Raises:
         ConfigError: any invalid argument, naming it.
@@ -131,60 +153,125 @@ class TieredCache:
         l1_store: L1Store = "object",
         policy: EvictionPolicy | None = None,
         backend: CacheBackend | None = None,
+        redis: object = None,
+        redis_ttl: float = 3600.0,
+        redis_cluster: bool = False,
+        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        breaker: Any = None,
+        invalidation: bool = True,
+        heartbeat_interval: float = 1.0,
+        disconnected_ttl: float = 1.0,
+        distributed_lock: bool = False,
+        lock_ttl: float = 10.0,
+        lock_wait: float = 5.0,
         clock: Clock = SYSTEM_CLOCK,
+        rng: random.Random | None = None,
     ) -> None:
-        codec = Codec(
-            serializer,
-            secret=secret,
-            old_secrets=old_secrets,
-            compress_threshold=compress_threshold,
-            compress_level=compress_level,
-            max_decompressed_size=max_decompressed_size,
-        )
-        self._core = core = CacheCore(
+        super().__init__(
             max_items=max_items,
             max_bytes=max_bytes,
             ttl=ttl,
             stale_ttl=stale_ttl,
             stale_while_revalidate=stale_while_revalidate,
             namespace=namespace,
-            codec=codec,
+            serializer=serializer,
+            secret=secret,
+            old_secrets=old_secrets,
+            compress_threshold=compress_threshold,
+            compress_level=compress_level,
+            max_decompressed_size=max_decompressed_size,
             l1_store=l1_store,
             policy=policy,
             backend=backend,
-            backend_ttl=None,
+            redis=redis,
+            redis_ttl=redis_ttl,
+            redis_cluster=redis_cluster,
+            socket_timeout=socket_timeout,
+            connect_timeout=connect_timeout,
+            breaker=breaker,
+            invalidation=invalidation,
+            heartbeat_interval=heartbeat_interval,
+            disconnected_ttl=disconnected_ttl,
+            distributed_lock=distributed_lock,
+            lock_ttl=lock_ttl,
+            lock_wait=lock_wait,
             clock=clock,
+            rng=rng,
         )
-        self._backend = backend
-        self._probe = core.make_reader(_probe_miss)
         # The hit path of get() is a closure bound on the instance: it saves a
         # Python call per hit over the method below (same code, see _core.py).
-        self._read = read = core.make_reader(self._get_miss)
+        self._read = read = self._core.make_reader(self._get_miss)
         read.__name__ = "get"
         read.__qualname__ = "TieredCache.get"
         read.__doc__ = TieredCache.get.__doc__
         self.get = read  # type: ignore[method-assign]
-        self._refreshers: set[threading.Thread] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        if self._redis is not None:
+            # wait (briefly) for the invalidation subscription, so that the L1
+            # starts with full TTLs when Redis is up
+            self._redis.start(wait=2 * (connect_timeout + socket_timeout))
 
-    def __repr__(self) -> str:
-        c = self._core
-        return (
-            f"TieredCache(namespace={c.namespace!r}, items={len(c.layer.data)}, "
-            f"max_items={c.max_items}, max_bytes={c.max_bytes}, ttl={c.ttl})"
+    def _build_redis(self, redis: object, **kw: Any) -> Any:
+        from sentia_core._redis import is_cluster, make_client
+
+        from ._redis_backend import RedisBackend
+
+        client = make_client(
+            redis,
+            socket_timeout=kw["socket_timeout"],
+            connect_timeout=kw["connect_timeout"],
+            cluster=bool(kw["redis_cluster"]),
         )
+        if isinstance(redis, str) is False and type(client).__module__.startswith("redis.asyncio"):
+            from sentia_core.errors import ConfigError
 
-    # -- properties ----------------------------------------------------------
+            raise ConfigError("redis", redis, "an asyncio client: use AsyncTieredCache")
+        opts = self._redis_kwargs(kw, is_cluster(client), isinstance(redis, str))
+        return RedisBackend(kw["namespace"], client, **opts)
 
-    @property
-    def namespace(self) -> str:
-        """The cache's namespace."""
-        return self._core.namespace
+    # -- the runner ----------------------------------------------------------
 
-    @property
-    def codec(self) -> Codec:
-        """The codec (serializer, compression, signing) this cache uses."""
-        return self._core.codec
+    def _run(self, op: Op[T]) -> T:
+        """Run an operation synchronously (see ``_ops.py``)."""
+        backend = self._backend
+        reply: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                effect = op.send(reply) if error is None else op.throw(error)
+            except StopIteration as stop:
+                return cast(T, stop.value)
+            reply = error = None
+            try:
+                kind = effect.__class__
+                if kind is Call:
+                    call = cast(Call, effect)
+                    reply = getattr(backend, call.method)(*call.args)
+                elif kind is Load:
+                    reply = cast(Load, effect).loader()
+                elif kind is Wait:
+                    event = cast(Wait, effect).flight.event
+                    assert event is not None  # made by begin() for this thread
+                    event.wait()
+                elif kind is Sleep:
+                    self._clock.sleep(cast(Sleep, effect).seconds)
+                else:
+                    self._spawn_thread(cast(Spawn, effect))
+            except BaseException as exc:
+                error = exc
+
+    def _spawn_thread(self, spawn: Spawn) -> None:
+        def run() -> None:
+            try:  # errors are counted and reported by the core; nobody to raise to
+                with contextlib.suppress(Exception):
+                    self._run(spawn.op)
+            finally:
+                self._refreshers.discard(thread)
+
+        thread = threading.Thread(target=run, name=f"sentia-cache-refresh:{spawn.name}")
+        thread.daemon = True
+        self._refreshers.add(thread)
+        thread.start()
 
     # -- reads ---------------------------------------------------------------
 
@@ -192,7 +279,9 @@ class TieredCache:
         """The value cached under ``key``, or ``default``.
 
         A hit takes one clock read and no lock. An expired entry is a miss
-        (stale values are only served by ``get_or_set`` / ``@cached``).
+        (stale values are only served by ``get_or_set`` / ``@cached``). With
+        Redis, an L1 miss costs one ``GET``; a Redis hit fills the L1 for the
+        entry's remaining TTL (at most ``ttl``).
 
         Raises:
             InvalidKeyError: ``key`` is not a ``str``.
@@ -200,72 +289,18 @@ class TieredCache:
         return self._read(key, default)
 
     def _get_miss(self, key: Any, default: Any, now: float | None) -> Any:
-        core = self._core
-        value = core.recheck(key, now)
-        if value is not MISS:
-            return value
-        if self._backend is None:
-            core.count_misses()
-            return default
-        value = self._backend_get(key, counted_miss=False)
-        return default if value is MISS else value
+        return self._run(self._get_op(key, default, now))
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The cached values of ``keys`` that are present: ``{key: value}``.
 
-        With a backend, every L1 miss is fetched in one ``get_many`` call.
+        With a backend, every L1 miss is fetched in one ``get_many`` call (with
+        Redis: one ``MGET``, one per slot on a cluster).
 
         Raises:
             InvalidKeyError: a key is not a ``str`` (before anything is read).
         """
-        keys = [check_key(k) for k in keys]
-        core = self._core
-        probe = self._probe
-        found: dict[str, Any] = {}
-        missing: list[str] = []
-        for key in keys:
-            value = probe(key)
-            if value is MISS:
-                value = core.recheck(key, None)
-            if value is MISS:
-                missing.append(key)
-            else:
-                found[key] = value
-        if not missing:
-            return found
-        backend = self._backend
-        if backend is None:
-            core.count_misses(len(missing))
-            return found
-        epoch = core.epoch
-        try:
-            stored = list(backend.get_many([core.qualify(k) for k in missing]))
-            if len(stored) != len(missing):
-                raise ValueError(f"backend returned {len(stored)} results for {len(missing)}")
-        except Exception as exc:
-            core.count_backend_error(None, exc)
-            core.count_misses(len(missing))
-            return found
-        for key, item in zip(missing, stored, strict=True):
-            value = core.adopt(key, item, epoch)
-            if value is not MISS:
-                found[key] = value
-        return found
-
-    def _backend_get(self, key: str, *, counted_miss: bool) -> Any:
-        """Ask the backend for ``key`` (failing open); MISS if it has nothing usable."""
-        core = self._core
-        backend = self._backend
-        assert backend is not None
-        epoch = core.epoch
-        try:
-            stored: StoredValue | None = backend.get(core.qualify(key))
-        except Exception as exc:
-            core.count_backend_error(key, exc)
-            if not counted_miss:
-                core.count_misses()
-            return MISS
-        return core.adopt(key, stored, epoch, counted_miss=counted_miss)
+        return self._run(self._get_many_op(keys))
 
     # -- writes --------------------------------------------------------------
 
@@ -275,7 +310,8 @@ class TieredCache:
         The value is encoded (validated) now, so an unsupported type fails
         here, not when it is read. A value whose accounted size exceeds
         ``max_bytes`` is not kept in L1 (counted in ``oversize``); any previous
-        entry for the key is removed all the same.
+        entry for the key is removed all the same. With Redis, the value, its
+        tags and the announcement to other processes go in one pipeline.
 
         Raises:
             InvalidKeyError: ``key`` is not a ``str``.
@@ -285,7 +321,7 @@ class TieredCache:
         """
         prepared = self._core.write(key, value, ttl, tags)
         if prepared is not None and self._backend is not None:
-            self._backend_write((prepared,))
+            self._run(self._write_op((prepared,)))
 
     def set_many(
         self, mapping: Mapping[str, Any], ttl: float | None = None, tags: Iterable[str] = ()
@@ -295,22 +331,7 @@ class TieredCache:
         Raises:
             The errors of :meth:`set`, before anything is stored.
         """
-        core = self._core
-        tag_tuple = check_tags(tags)
-        items = as_mapping(mapping)
-        prepared = [
-            core.prepare(check_key(k), v, ttl, tag_tuple, checked=True) for k, v in items.items()
-        ]
-        core.store(prepared)
-        if self._backend is not None and prepared:
-            self._backend_write(prepared)
-
-    def _backend_write(self, prepared: Sequence[Prepared]) -> None:
-        assert self._backend is not None
-        try:
-            self._backend.set_many(self._core.backend_writes(prepared))
-        except Exception as exc:
-            self._core.count_backend_error(prepared[0].key if prepared else None, exc)
+        self._run(self._set_many_op(mapping, ttl, tags))
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; returns whether an entry was held (in L1 or the backend).
@@ -328,16 +349,7 @@ class TieredCache:
         Raises:
             InvalidKeyError: a key is not a ``str`` (before anything is removed).
         """
-        keys = [check_key(k) for k in keys]
-        core = self._core
-        n = core.delete(keys)
-        backend = self._backend
-        if backend is not None and keys:
-            try:
-                n = max(n, backend.delete_many([core.qualify(k) for k in keys]))
-            except Exception as exc:
-                core.count_backend_error(keys[0], exc)
-        return n
+        return self._run(self._delete_many_op(keys))
 
     # -- invalidation --------------------------------------------------------
 
@@ -345,52 +357,29 @@ class TieredCache:
         """Remove every entry carrying any of ``tags``; returns how many.
 
         Loads in flight whose tags intersect are returned to their callers but
-        not stored.
+        not stored. With Redis, every process's L1 drops them too.
 
         Raises:
             ConfigError: a tag is not a non-empty string.
         """
-        tag_tuple = check_tags(tags)
-        core = self._core
-        n = core.invalidate_tags(tag_tuple)
-        backend = self._backend
-        if backend is not None and tag_tuple:
-            try:
-                n = max(n, backend.invalidate_tags(core.qualify_tags(tag_tuple)))
-            except Exception as exc:
-                core.count_backend_error(None, exc)
-        return n
+        return self._run(self._invalidate_tags_op(tags))
 
     def invalidate_pattern(self, pattern: str) -> int:
         """Remove every entry whose key matches the glob ``pattern``; returns how many.
 
         Redis glob syntax: ``*``, ``?``, ``[abc]``, ``[^a-z]``, and ``\\`` to
         escape; :func:`escape_glob` escapes a literal part. Matching is on the
-        key's UTF-8 bytes, exactly like Redis ``SCAN MATCH``.
+        key's UTF-8 bytes, exactly like Redis ``SCAN MATCH`` (which the Redis
+        L2 uses, on every primary of a cluster; never ``KEYS``).
 
         Raises:
             InvalidPatternError: an unterminated ``[`` class.
         """
-        match = compile_glob(pattern)
-        core = self._core
-        n = core.invalidate_matching(pattern, match)
-        backend = self._backend
-        if backend is not None:
-            try:
-                n = max(n, backend.invalidate_pattern(escape_glob(core.namespace) + ":" + pattern))
-            except Exception as exc:
-                core.count_backend_error(None, exc)
-        return n
+        return self._run(self._invalidate_pattern_op(pattern))
 
     def clear(self) -> None:
         """Remove every entry of this cache (its namespace only, in a backend)."""
-        core = self._core
-        core.clear()
-        if self._backend is not None:
-            try:
-                self._backend.clear(core.namespace)
-            except Exception as exc:
-                core.count_backend_error(None, exc)
+        self._run(self._clear_op())
 
     # -- cache-aside -----------------------------------------------------------
 
@@ -404,170 +393,22 @@ class TieredCache:
         """The cached value of ``key``, or ``loader()``'s result, cached.
 
         Single-flight: concurrent callers missing the same key run ``loader``
-        once; the others wait and get its result, or its exception (nothing is
-        cached then). If ``key`` or one of ``tags`` is invalidated while the
-        loader runs, its value is returned but not stored. With ``stale_ttl``,
-        a loader error is answered with the expired value if one is held.
+        once (once across processes with ``distributed_lock=True``); the
+        others wait and get its result, or its exception (nothing is cached
+        then). If ``key`` or one of ``tags`` is invalidated while the loader
+        runs, its value is returned but not stored. With ``stale_ttl``, a
+        loader error is answered with the expired value if one is held.
 
         Raises:
             InvalidKeyError, ConfigError: bad key, ttl or tags.
             SerializationError: the loaded value cannot be encoded.
             Exception: whatever ``loader`` raised (when no stale value is held).
         """
-        if ttl is not None:
-            self._core.resolve_ttl(ttl)
-        tag_tuple = check_tags(tags) if tags else ()
+        tag_tuple = self._check_load_args(ttl, tags)
         value = self._probe(key)
         if value is not MISS:
             return value
-        return self._load(check_key(key), loader, ttl, tag_tuple)
-
-    def _load(
-        self, key: str, loader: Callable[[], Any], ttl: float | None, tags: tuple[str, ...]
-    ) -> Any:
-        core = self._core
-        while True:
-            decision = core.begin(key, tags)
-            kind = decision.__class__
-            if kind is Hit:
-                return cast(Hit, decision).value
-            if kind is Lead:
-                return self._lead(cast(Lead, decision).flight, loader, ttl)
-            if kind is Join:
-                flight = cast(Join, decision).flight
-                assert flight.event is not None  # made by begin() for this thread
-                flight.event.wait()
-                value = core.outcome(flight)
-                if value is MISS:  # the leader was interrupted: try again
-                    continue
-                return value
-            if kind is ServeStale:
-                stale = cast(ServeStale, decision)
-                if stale.refresh is not None:
-                    self._spawn_refresh(stale.refresh, loader, ttl)
-                return stale.value
-            return loader()  # Bypass
-
-    def _lead(self, flight: Flight, loader: Callable[[], Any], ttl: float | None) -> Any:
-        core = self._core
-        try:
-            if self._backend is not None:
-                value = self._backend_get(flight.key, counted_miss=True)
-                if value is not MISS:
-                    core.settle(flight, value)
-                    flight.wake()
-                    return value
-                core.loading()
-            value = loader()
-        except Exception as exc:
-            stale = core.fail(flight, exc)
-            flight.wake()
-            if stale is MISS:
-                raise
-            return stale
-        except BaseException:
-            core.abandon(flight)
-            flight.wake()
-            raise
-        return self._finish(flight, value, ttl)
-
-    def _finish(self, flight: Flight, value: Any, ttl: float | None) -> Any:
-        core = self._core
-        try:
-            prepared = core.prepare(flight.key, value, ttl, flight.tags, checked=True)
-        except Exception as exc:
-            core.fail(flight, exc, loader=False)
-            flight.wake()
-            raise
-        stored = core.complete(flight, prepared, value)
-        flight.wake()
-        if stored and self._backend is not None:
-            self._backend_write((prepared,))
-        return value
-
-    def _spawn_refresh(self, flight: Flight, loader: Callable[[], Any], ttl: float | None) -> None:
-        def run() -> None:
-            try:  # errors are counted and reported by the core; nobody to raise to
-                with contextlib.suppress(Exception):
-                    self._lead(flight, loader, ttl)
-            finally:
-                self._refreshers.discard(thread)
-
-        thread = threading.Thread(target=run, name=f"sentia-cache-refresh:{flight.key}")
-        thread.daemon = True
-        self._refreshers.add(thread)
-        thread.start()
-
-    # -- the same, for coroutine functions -------------------------------------
-
-    async def _aload(
-        self,
-        key: str,
-        loader: Callable[[], Awaitable[Any]],
-        ttl: float | None,
-        tags: tuple[str, ...],
-    ) -> Any:
-        core = self._core
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        while True:
-            decision = core.begin(key, tags, loop=loop, task=task)
-            kind = decision.__class__
-            if kind is Hit:
-                return cast(Hit, decision).value
-            if kind is Lead:
-                return await self._alead(cast(Lead, decision).flight, loader, ttl)
-            if kind is Join:
-                join = cast(Join, decision)
-                assert join.future is not None
-                await join.future
-                value = core.outcome(join.flight)
-                if value is MISS:
-                    continue
-                return value
-            if kind is ServeStale:
-                stale = cast(ServeStale, decision)
-                if stale.refresh is not None:
-                    self._spawn_task(stale.refresh, loader, ttl)
-                return stale.value
-            return await loader()
-
-    async def _alead(
-        self, flight: Flight, loader: Callable[[], Awaitable[Any]], ttl: float | None
-    ) -> Any:
-        core = self._core
-        try:
-            if self._backend is not None:
-                value = self._backend_get(flight.key, counted_miss=True)
-                if value is not MISS:
-                    core.settle(flight, value)
-                    flight.wake()
-                    return value
-                core.loading()
-            value = await loader()
-        except Exception as exc:
-            stale = core.fail(flight, exc)
-            flight.wake()
-            if stale is MISS:
-                raise
-            return stale
-        except BaseException:
-            core.abandon(flight)
-            flight.wake()
-            raise
-        return self._finish(flight, value, ttl)
-
-    def _spawn_task(
-        self, flight: Flight, loader: Callable[[], Awaitable[Any]], ttl: float | None
-    ) -> None:
-        async def run() -> None:
-            # errors are counted and reported by the core; nobody to raise to
-            with contextlib.suppress(Exception):
-                await self._alead(flight, loader, ttl)
-
-        task = asyncio.get_running_loop().create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        return self._run(self._load_op(check_key(key), loader, ttl, tag_tuple))
 
     # -- the decorator ---------------------------------------------------------
 
@@ -595,7 +436,9 @@ class TieredCache:
         ``@cache.cached`` or ``@cache.cached(ttl=60, tags=("products",),
         key="product:{product_id}")``. Calls go through :meth:`get_or_set`
         semantics: single-flight, no stale write after invalidation,
-        fail-safe within ``stale_ttl``.
+        fail-safe within ``stale_ttl``. (Coroutine functions work too; with
+        Redis prefer :class:`AsyncTieredCache`, whose Redis calls do not
+        block the event loop.)
 
         Args:
             ttl: seconds to live (default: the cache's ``ttl``).
@@ -615,111 +458,48 @@ class TieredCache:
         """
         if callable(ttl) and not isinstance(ttl, (int, float)):
             return self.cached()(ttl)
-        if ttl is not None:
-            self._core.resolve_ttl(ttl)
-        if not callable(tags):
-            check_tags(tags)
+        return self._decorate(ttl, tags, key, self._wrap, self.delete)
 
-        def decorate(fn: Callable[P, R]) -> CachedFunction[P, R]:
-            rewrap: Any = None
-            target: Any = fn
-            if isinstance(target, (classmethod, staticmethod)):
-                rewrap = type(target)
-                target = target.__func__
-            if not callable(target):
-                raise ConfigError("function", target, "@cached decorates a function")
-            skip = is_method(target)
-            build_key = function_key(target, key, skip)
-            build_tags = function_tags(tags, skip)
-            if inspect.iscoroutinefunction(target):
-                wrapper = self._wrap_async(target, build_key, build_tags, ttl)
-            else:
-                wrapper = self._wrap_sync(target, build_key, build_tags, ttl)
-            functools.update_wrapper(wrapper, target)
-
-            def key_for(*args: Any, **kwargs: Any) -> str:
-                return build_key((None, *args) if skip else args, kwargs)
-
-            def invalidate(*args: Any, **kwargs: Any) -> bool:
-                return self.delete(key_for(*args, **kwargs))
-
-            w = cast(Any, wrapper)
-            w.key_for = key_for
-            w.invalidate = invalidate
-            w.cache = self
-            if rewrap is not None:
-                return cast(CachedFunction[P, R], rewrap(wrapper))
-            return cast(CachedFunction[P, R], wrapper)
-
-        return decorate
-
-    def _wrap_sync(
-        self,
-        fn: Callable[..., Any],
-        build_key: Callable[[tuple[Any, ...], dict[str, Any]], str],
-        build_tags: Callable[[tuple[Any, ...], dict[str, Any]], tuple[str, ...]],
-        ttl: float | None,
-    ) -> Callable[..., Any]:
+    def _wrap(
+        self, fn: Callable[..., Any], build_key: KeyBuilder, build_tags: TagBuilder, ttl: Any
+    ) -> Any:
         probe = self._probe
-        load = self._load
+        if inspect.iscoroutinefunction(fn):
+            aload = self._aload
+
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                k = build_key(args, kwargs)
+                value = probe(k)
+                if value is not MISS:
+                    return value
+                loader = functools.partial(fn, *args, **kwargs)
+                return await aload(k, loader, ttl, build_tags(args, kwargs))
+
+            return functools.update_wrapper(async_wrapper, fn)
+        load = self._load_op
+        run = self._run
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             k = build_key(args, kwargs)
             value = probe(k)
             if value is not MISS:
                 return value
-            return load(k, functools.partial(fn, *args, **kwargs), ttl, build_tags(args, kwargs))
+            loader = functools.partial(fn, *args, **kwargs)
+            return run(load(k, loader, ttl, build_tags(args, kwargs)))
 
-        return wrapper
-
-    def _wrap_async(
-        self,
-        fn: Callable[..., Any],
-        build_key: Callable[[tuple[Any, ...], dict[str, Any]], str],
-        build_tags: Callable[[tuple[Any, ...], dict[str, Any]], tuple[str, ...]],
-        ttl: float | None,
-    ) -> Callable[..., Any]:
-        probe = self._probe
-        aload = self._aload
-
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            k = build_key(args, kwargs)
-            value = probe(k)
-            if value is not MISS:
-                return value
-            return await aload(
-                k, functools.partial(fn, *args, **kwargs), ttl, build_tags(args, kwargs)
-            )
-
-        return wrapper
-
-    # -- observability -----------------------------------------------------------
-
-    def stats(self) -> CacheStats:
-        """A frozen snapshot of counters, sizes and evictions (see :class:`CacheStats`)."""
-        return self._core.stats()
-
-    def reset_stats(self) -> None:
-        """Zero every counter; contents are kept."""
-        self._core.reset_stats()
-
-    def add_listener(self, listener: Callable[[Event], object]) -> Callable[[], None]:
-        """Subscribe to :class:`CacheEviction`, :class:`CacheInvalidation`, :class:`CacheFault`.
-
-        Listeners run in the thread that caused the event, after the cache's
-        lock is released; one that raises is logged and counted, never
-        propagated. Returns a function that unsubscribes.
-        """
-        return self._core.add_listener(listener)
+        return functools.update_wrapper(wrapper, fn)
 
     # -- lifecycle ---------------------------------------------------------------
 
     def close(self, timeout: float | None = 5.0) -> None:
-        """Wait (up to ``timeout`` seconds each) for background refreshes to finish.
+        """Stop the Redis invalidation listener, close a Redis client the cache
+        built, and wait (up to ``timeout`` seconds each) for background refreshes.
 
-        The cache stays usable; ``close`` exists so that shutdown is orderly
-        (part 2 also closes its Redis connections here).
+        The cache stays usable (Redis reconnects on demand); without its
+        listener, L1 entries then live at most ``disconnected_ttl``.
         """
+        if self._redis is not None:
+            self._redis.close(timeout)
         for thread in list(self._refreshers):
             thread.join(timeout)
 

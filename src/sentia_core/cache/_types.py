@@ -17,10 +17,12 @@ __all__ = [
     "EvictionCounts",
     "FaultKind",
     "InvalidationKind",
+    "RedisStats",
 ]
 
-#: What an invalidation targeted.
-InvalidationKind = Literal["delete", "tags", "pattern", "clear"]
+#: What an invalidation targeted (``flush``: the whole L1, because invalidation
+#: messages from other processes may have been lost; not on request).
+InvalidationKind = Literal["delete", "tags", "pattern", "clear", "flush"]
 
 #: What went wrong: a payload that failed to decode (``corrupt``) or failed
 #: its signature check (``untrusted``), a loader that raised (``loader``), or
@@ -83,6 +85,14 @@ class CacheStats:
         rejected: payloads refused for a missing or bad signature (served as misses).
         backend_hits: hits answered by the backend (L2) rather than L1.
         backend_errors: backend calls that failed (the cache carried on without it).
+        backend_misses: backend lookups that found nothing usable.
+        backend_skipped: backend calls not made because the Redis breaker was
+            open (the cache served L1 or ran the loader at once).
+        remote_coalesced: callers that got their value from another process's
+            load, waiting on the distributed single-flight lock.
+        degraded: True while the Redis L2 is bypassed or the cross-process
+            invalidation channel is down (see :attr:`TieredCache.degraded`).
+        redis: the Redis side (breaker, channel, messages), or None without Redis.
     """
 
     namespace: str
@@ -108,6 +118,50 @@ class CacheStats:
     rejected: int
     backend_hits: int
     backend_errors: int
+    backend_misses: int = 0
+    backend_skipped: int = 0
+    remote_coalesced: int = 0
+    degraded: bool = False
+    redis: RedisStats | None = None
+
+    @property
+    def l1_hits(self) -> int:
+        """Hits answered by the in-process L1."""
+        return self.hits - self.backend_hits
+
+
+@dataclass(frozen=True, slots=True)
+class RedisStats:
+    """The Redis side of :class:`CacheStats`.
+
+    Attributes:
+        breaker: the state of the breaker guarding Redis calls (``"closed"``...).
+        channel_up: whether the invalidation subscription is confirmed now.
+        messages_sent: invalidation messages this cache published.
+        messages_received: messages received on the channel (own ones included).
+        messages_applied: other caches' messages applied to this L1.
+        malformed: messages that did not parse (ignored).
+        gaps: lost messages detected by sequence numbers (each cleared the L1).
+        channel_downs: times the subscription was lost (each cleared the L1).
+        l1_flushes: times the L1 was cleared to stay consistent (gaps, losses,
+            reconnections).
+        pending: invalidations waiting to be replayed to Redis.
+        last_delay: seconds between the sender building and this cache
+            receiving the latest applied message (includes clock skew between
+            hosts), or None.
+    """
+
+    breaker: str
+    channel_up: bool
+    messages_sent: int
+    messages_received: int
+    messages_applied: int
+    malformed: int
+    gaps: int
+    channel_downs: int
+    l1_flushes: int
+    pending: int
+    last_delay: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,15 +187,17 @@ class CacheInvalidation(Event):
 
     Attributes:
         namespace: the cache's namespace.
-        kind: ``"delete"``, ``"tags"``, ``"pattern"`` or ``"clear"``.
-        targets: the keys, tags or pattern asked for (empty for ``clear``).
+        kind: ``"delete"``, ``"tags"``, ``"pattern"``, ``"clear"`` or ``"flush"``.
+        targets: the keys, tags or pattern asked for (empty for ``clear``/``flush``).
         count: L1 entries removed.
+        remote: True when another process announced it (Redis L2), or for a flush.
     """
 
     namespace: str
     kind: InvalidationKind
     targets: tuple[str, ...]
     count: int
+    remote: bool = False
 
 
 @dataclass(frozen=True, slots=True)
