@@ -1,12 +1,13 @@
 """The cache contract suite's configurations.
 
 Every test that takes ``make_cache`` runs once per *flavor*: one way of
-building a cache that must honour the same contract. Part 2 adds its flavors
-(fakeredis, a real redis-server, the 3-node cluster; async ones through a
-sync facade) to ``FLAVORS`` and the whole contract suite runs on them, like
-cachetools' ``CacheTestMixin``. A flavor builds its cache from the pytest
-``request`` (so it can pull fixtures such as ``redis_url`` lazily), the
-test's ManualClock and keyword overrides.
+building a cache that must honour the same contract, like cachetools'
+``CacheTestMixin``: in-process ones, a test-double backend, and the Redis L2
+on fakeredis, on a real redis-server and on the 3-node cluster, each for
+``TieredCache`` and for ``AsyncTieredCache`` (through a sync facade, see
+``facade.py``). A flavor builds its cache from the pytest ``request`` (so it
+can pull fixtures such as ``redis_url`` lazily), the test's ManualClock and
+keyword overrides. Flavors on real servers are marked ``redis``.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from typing import Any
 
 import pytest
 
-from sentia_core.cache import TieredCache
+from sentia_core.cache import AsyncTieredCache, TieredCache
 from sentia_core.testing import ManualClock
 
 from .backends import DictBackend
+from .facade import AsyncFacade, LoopThread
 
 SECRET = "contract-suite-secret-0123456789"
 
@@ -33,6 +35,16 @@ class Flavor:
     has_l1: bool = True
     #: a backend shared by caches built with the same ``store=`` object
     has_backend: bool = False
+    #: the L2 is Redis: an infinite TTL lives ``redis_ttl`` there (nothing grows forever)
+    redis: bool = False
+    #: needs a real redis-server
+    real: bool = False
+
+    def shared(self, clock: ManualClock) -> dict[str, Any]:
+        """Keyword arguments that make two caches of this flavor share their L2."""
+        if self.has_backend and not self.redis:
+            return {"store": DictBackend(clock)}
+        return {}  # Redis flavors share the test's server already
 
 
 def _memory(request: pytest.FixtureRequest, clock: ManualClock, kw: dict[str, Any]) -> TieredCache:
@@ -63,6 +75,75 @@ def _l2_only(request: pytest.FixtureRequest, clock: ManualClock, kw: dict[str, A
     return TieredCache(clock=clock, backend=backend, secret=SECRET, **kw)
 
 
+def _same_ttl(kw: dict[str, Any]) -> dict[str, Any]:
+    """The contract's ``ttl`` is an entry's lifetime: give the L2 the same one.
+
+    (``redis_ttl`` defaults to 3600 s whatever ``ttl`` is; test_redis_l2.py
+    specifies the two-TTL behaviour.)"""
+    kw.pop("store", None)
+    if "ttl" in kw:
+        kw.setdefault("redis_ttl", kw["ttl"])
+    return kw
+
+
+def _redis_fake(request: pytest.FixtureRequest, clock: ManualClock, kw: dict[str, Any]) -> Any:
+    kw = _same_ttl(kw)
+    return TieredCache(clock=clock, redis=request.getfixturevalue("fake_redis"), **kw)
+
+
+def _redis_real(request: pytest.FixtureRequest, clock: ManualClock, kw: dict[str, Any]) -> Any:
+    kw = _same_ttl(kw)
+    return TieredCache(clock=clock, redis=request.getfixturevalue("redis_url"), **kw)
+
+
+def _redis_real_l2(request: pytest.FixtureRequest, clock: ManualClock, kw: dict[str, Any]) -> Any:
+    kw = _same_ttl(kw)
+    kw.setdefault("max_items", 0)
+    url = request.getfixturevalue("redis_url")
+    return TieredCache(clock=clock, redis=url, secret=SECRET, **kw)
+
+
+def _redis_cluster(request: pytest.FixtureRequest, clock: ManualClock, kw: dict[str, Any]) -> Any:
+    kw = _same_ttl(kw)
+    return TieredCache(clock=clock, redis=request.getfixturevalue("cluster_client"), **kw)
+
+
+def _async(make_redis: Callable[[], Any], clock: ManualClock, kw: dict[str, Any]) -> Any:
+    kw = _same_ttl(kw)
+    runner = LoopThread()
+    cache = AsyncTieredCache(clock=clock, redis=make_redis(), **kw)
+    facade = AsyncFacade(cache, runner)
+    close = facade.close
+
+    def close_all() -> None:
+        try:
+            close()
+        finally:
+            runner.stop()
+
+    facade.close = close_all  # type: ignore[method-assign]
+    return facade
+
+
+def _async_fake(request: pytest.FixtureRequest, clock: ManualClock, kw: dict[str, Any]) -> Any:
+    import fakeredis
+
+    server = request.getfixturevalue("fake_server")
+    return _async(lambda: fakeredis.FakeAsyncRedis(server=server), clock, kw)
+
+
+def _async_real(request: pytest.FixtureRequest, clock: ManualClock, kw: dict[str, Any]) -> Any:
+    url = request.getfixturevalue("redis_url")
+    return _async(lambda: url, clock, kw)
+
+
+def _async_cluster(request: pytest.FixtureRequest, clock: ManualClock, kw: dict[str, Any]) -> Any:
+    request.getfixturevalue("cluster_client")  # flushes every primary
+    url = request.getfixturevalue("redis_cluster").url
+    kw["redis_cluster"] = True
+    return _async(lambda: url, clock, kw)
+
+
 FLAVORS: dict[str, Flavor] = {
     f.name: f
     for f in (
@@ -71,13 +152,40 @@ FLAVORS: dict[str, Flavor] = {
         Flavor("memory-signed-pickle", _pickle),
         Flavor("memory+backend", _tiered, has_backend=True),
         Flavor("backend-only", _l2_only, has_l1=False, has_backend=True),
+        Flavor("redis-fake", _redis_fake, has_backend=True, redis=True),
+        Flavor("redis-real", _redis_real, has_backend=True, redis=True, real=True),
+        Flavor(
+            "redis-real-l2-only",
+            _redis_real_l2,
+            has_l1=False,
+            has_backend=True,
+            redis=True,
+            real=True,
+        ),
+        Flavor("redis-cluster", _redis_cluster, has_backend=True, redis=True, real=True),
+        Flavor("async-redis-fake", _async_fake, has_backend=True, redis=True),
+        Flavor("async-redis-real", _async_real, has_backend=True, redis=True, real=True),
+        Flavor("async-redis-cluster", _async_cluster, has_backend=True, redis=True, real=True),
     )
 }
 
 
-@pytest.fixture(params=sorted(FLAVORS))
+@pytest.fixture(
+    params=[
+        pytest.param(name, marks=[pytest.mark.redis] if FLAVORS[name].real else [])
+        for name in sorted(FLAVORS)
+    ]
+)
 def flavor(request: pytest.FixtureRequest) -> Flavor:
     return FLAVORS[request.param]
+
+
+@pytest.fixture
+def fake_server() -> Any:
+    """One fakeredis server for every client of a test."""
+    import fakeredis
+
+    return fakeredis.FakeServer()
 
 
 @pytest.fixture

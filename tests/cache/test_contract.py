@@ -1,7 +1,8 @@
 """The cache contract: what every TieredCache configuration guarantees.
 
-Each test runs once per flavor in ``conftest.FLAVORS`` (memory, payload L1,
-signed pickle, L1 + backend, backend only; part 2 adds Redis ones).
+Each test runs once per flavor in ``conftest.FLAVORS``: memory, payload L1,
+signed pickle, L1 + backend, backend only, and the Redis L2 (fakeredis, a real
+redis-server with and without L1, the 3-node cluster), sync and async.
 """
 
 from __future__ import annotations
@@ -76,11 +77,7 @@ class TestGetSet:
         assert cache.get("k") is None
 
     def test_namespaces_never_collide(self, make_cache: MakeCache, flavor: Flavor) -> None:
-        kw: dict[str, Any] = {}
-        if flavor.has_backend:
-            from .backends import DictBackend
-
-            kw["store"] = DictBackend(ManualClock())
+        kw = flavor.shared(ManualClock())
         a = make_cache(namespace="a", **dict(kw))
         b = make_cache(namespace="b", **dict(kw))
         a.set("k", "from a", tags=("t",))
@@ -115,9 +112,18 @@ class TestTTL:
         assert cache.get("short") is None
         assert cache.get("long") == 2
 
-    def test_infinite_ttl_never_expires(self, make_cache: MakeCache, clock: ManualClock) -> None:
-        cache = make_cache(ttl=1)
+    def test_infinite_ttl_never_expires(
+        self, make_cache: MakeCache, clock: ManualClock, flavor: Flavor
+    ) -> None:
+        cache = make_cache(ttl=1, **({"redis_ttl": 3600} if flavor.redis else {}))
         cache.set("k", 1, ttl=math.inf)
+        if flavor.redis and not flavor.has_l1:
+            # Redis never holds a key without a TTL: math.inf lives redis_ttl there
+            clock.advance(3599)
+            assert cache.get("k") == 1
+            clock.advance(1)
+            assert cache.get("k") is None
+            return
         clock.advance(10**9)
         assert cache.get("k") == 1
 

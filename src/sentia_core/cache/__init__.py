@@ -1,9 +1,12 @@
-"""TieredCache: an in-process L1 with TTLs, tags, single-flight and a safe codec.
+"""TieredCache and AsyncTieredCache: an in-process L1 with TTLs, tags,
+single-flight and a safe codec, over an optional Redis L2 with cross-process
+invalidation.
 
 See ``docs/cache.md``. Everything public is re-exported here.
 """
 
-from ._backend import BackendWrite, CacheBackend, StoredValue
+from ._async import AsyncCachedFunction, AsyncTieredCache
+from ._backend import AsyncCacheBackend, BackendWrite, CacheBackend, StoredValue
 from ._codec import Codec, JsonSerializer, PickleSerializer, Serializer
 from ._errors import CorruptPayloadError, InvalidKeyError, PayloadError, UntrustedPayloadError
 from ._glob import InvalidPatternError, compile_glob, escape_glob
@@ -17,9 +20,13 @@ from ._types import (
     EvictionCounts,
     FaultKind,
     InvalidationKind,
+    RedisStats,
 )
 
 __all__ = [
+    "AsyncCacheBackend",
+    "AsyncCachedFunction",
+    "AsyncTieredCache",
     "BackendWrite",
     "CacheBackend",
     "CacheEviction",
@@ -39,6 +46,7 @@ __all__ = [
     "LRUPolicy",
     "PayloadError",
     "PickleSerializer",
+    "RedisStats",
     "Serializer",
     "StoredValue",
     "TieredCache",

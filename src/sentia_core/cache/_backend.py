@@ -17,8 +17,9 @@ caught by the cache, counted in ``backend_errors``, reported as a
 the loader (DESIGN.md rule 5: fail open); a backend never needs to swallow
 its own errors.
 
-This protocol is synchronous; the async twin (part 2) mirrors it with
-coroutines.
+:class:`CacheBackend` is synchronous; :class:`AsyncCacheBackend`, used by
+:class:`~sentia_core.cache.AsyncTieredCache`, mirrors it with coroutines. The
+Redis L2 (``redis=``) implements both.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Protocol, runtime_checkable
 
 from ._errors import PayloadError
 
-__all__ = ["BackendWrite", "CacheBackend", "StoredValue"]
+__all__ = ["AsyncCacheBackend", "BackendWrite", "CacheBackend", "StoredValue"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,5 +98,38 @@ class CacheBackend(Protocol):
         ...
 
     def clear(self, namespace: str) -> int:
+        """Remove every key of ``namespace``; returns how many."""
+        ...
+
+
+@runtime_checkable
+class AsyncCacheBackend(Protocol):
+    """:class:`CacheBackend` with coroutine methods, for :class:`AsyncTieredCache`."""
+
+    async def get(self, key: str) -> StoredValue | None:
+        """The payload under ``key``, or ``None``."""
+        ...
+
+    async def get_many(self, keys: Sequence[str]) -> Sequence[StoredValue | None]:
+        """One result per key, in order."""
+        ...
+
+    async def set_many(self, writes: Sequence[BackendWrite]) -> None:
+        """Store every write (replacing what was there)."""
+        ...
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        """Remove keys; returns how many existed."""
+        ...
+
+    async def invalidate_tags(self, tags: Sequence[str]) -> int:
+        """Remove every key carrying one of the qualified ``tags``; returns how many."""
+        ...
+
+    async def invalidate_pattern(self, pattern: str) -> int:
+        """Remove every key matching the (qualified) glob; returns how many."""
+        ...
+
+    async def clear(self, namespace: str) -> int:
         """Remove every key of ``namespace``; returns how many."""
         ...

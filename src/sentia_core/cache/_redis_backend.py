@@ -625,6 +625,8 @@ class AsyncRedisBackend(_RedisBase):
         while True:
             pubsub: Any = None
             try:
+                if self.cluster:  # its pubsub needs the slot map first
+                    await self.client.initialize()
                 pubsub = self.client.pubsub()
                 await pubsub.subscribe(self.plan.channel)
                 started = time.monotonic()
