@@ -27,6 +27,15 @@ def _wait_until(predicate: Callable[[], bool], gate: threading.Event) -> None:
     raise AssertionError("condition never became true")
 
 
+async def _until(predicate: Callable[[], bool]) -> None:
+    """Yield to the loop until ``predicate``; fail (never hang) if it stays false."""
+    for _ in range(20_000):
+        if predicate():
+            return
+        await asyncio.sleep(0 if _ % 100 else 0.001)
+    raise AssertionError("condition never became true")
+
+
 class BlockingLoader:
     """Counts calls; each call blocks until ``release`` is set, then returns or raises."""
 
@@ -216,8 +225,7 @@ class TestAsyncio:
             return x * 10
 
         tasks = [asyncio.create_task(fetch(7)) for _ in range(20)]
-        while cache.stats().coalesced < 19:
-            await asyncio.sleep(0)
+        await _until(lambda: cache.stats().coalesced >= 19)
         gate.set()
         assert await asyncio.gather(*tasks) == [70] * 20
         assert calls == 1
@@ -235,8 +243,7 @@ class TestAsyncio:
             raise TimeoutError("upstream")
 
         tasks = [asyncio.create_task(fetch()) for _ in range(5)]
-        while cache.stats().coalesced < 4:
-            await asyncio.sleep(0)
+        await _until(lambda: cache.stats().coalesced >= 4)
         gate.set()
         results = await asyncio.gather(*tasks, return_exceptions=True)
         assert all(isinstance(r, TimeoutError) for r in results)
@@ -256,14 +263,11 @@ class TestAsyncio:
             return f"run {calls}"
 
         leader = asyncio.create_task(fetch())
-        while calls == 0:
-            await asyncio.sleep(0)
+        await _until(lambda: calls > 0)
         waiters = [asyncio.create_task(fetch()) for _ in range(3)]
-        while cache.stats().coalesced < 3:
-            await asyncio.sleep(0)
+        await _until(lambda: cache.stats().coalesced >= 3)
         leader.cancel()
-        while calls < 2:
-            await asyncio.sleep(0)
+        await _until(lambda: calls >= 2)
         gates[1].set()
         assert await asyncio.gather(*waiters) == ["run 2"] * 3
         with pytest.raises(asyncio.CancelledError):
@@ -299,8 +303,7 @@ class TestAsyncio:
             return await cache._aload("k", _never, None, ())
 
         task = asyncio.create_task(from_task())
-        while cache.stats().coalesced < 1:
-            await asyncio.sleep(0)
+        await _until(lambda: cache.stats().coalesced >= 1)
         loader.release.set()
         assert await task == "from thread"
         await asyncio.to_thread(thread.join, WAIT)

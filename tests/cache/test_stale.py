@@ -149,8 +149,11 @@ class TestStaleWhileRevalidate:
         version[0] = 2
         assert await config() == 1
         gate.set()
-        while cache._tasks:
+        for _ in range(10_000):
+            if not cache._tasks:
+                break
             await asyncio.sleep(0)
+        assert not cache._tasks
         assert await config() == 2
 
 
