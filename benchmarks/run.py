@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -106,8 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.render_only:
         if args.json:
             Path(args.json).mkdir(parents=True, exist_ok=True)
+            load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
             (Path(args.json) / "_meta.json").write_text(
-                json.dumps({"date": time.strftime("%Y-%m-%d"), "machine": _machine()})
+                json.dumps(
+                    {
+                        "date": time.strftime("%Y-%m-%d"),
+                        "machine": f"{_machine()}; load average at start {load}",
+                    }
+                )
             )
         for script in scripts():
             if args.only and script.stem not in args.only:
