@@ -557,7 +557,9 @@ class Plan:
         err = _first_error(replies)
         if err is not None:
             raise err
-        live = [dk for dk, size in zip(drains, replies, strict=True) if size]
+        # drain key -> members left (as of the move; another invalidation of the
+        # same tag may pop some of them too, never add to a drain it is not in)
+        live = {dk: int(card) for dk, card in zip(drains, replies, strict=True) if card}
         size = self.batch_size
         count = 0
         doomed: list[bytes] = []
@@ -570,11 +572,11 @@ class Plan:
                 raise err
             count += sum(replies[: len(unlinks)])
             doomed = []
-            still: list[bytes] = []
-            for dk, popped in zip(live, replies[len(unlinks) :], strict=True):
+            still: dict[bytes, int] = {}
+            for (dk, left), popped in zip(live.items(), replies[len(unlinks) :], strict=True):
                 doomed.extend(popped)
-                if len(popped) >= size:
-                    still.append(dk)
+                if len(popped) >= size and left > len(popped):
+                    still[dk] = left - len(popped)
             live = still
         final = self._unlinks(doomed)
         replies = yield Batch(final + self._publish("tags", tuple(tags)))

@@ -222,7 +222,7 @@ class TieredCache(CacheOps):
             connect_timeout=kw["connect_timeout"],
             cluster=bool(kw["redis_cluster"]),
         )
-        if isinstance(redis, str) is False and type(client).__module__.startswith("redis.asyncio"):
+        if inspect.iscoroutinefunction(getattr(client, "execute_command", None)):
             from sentia_core.errors import ConfigError
 
             raise ConfigError("redis", redis, "an asyncio client: use AsyncTieredCache")
