@@ -45,6 +45,34 @@ def _url_or_client(parameter: str, redis: object) -> str | None:
     return None
 
 
+def _build(
+    redis: object,
+    *,
+    asyncio: bool,
+    parameter: str,
+    socket_timeout: float,
+    connect_timeout: float,
+    cluster: bool,
+) -> Any:
+    url = _url_or_client(parameter, redis)
+    if url is None:
+        if redis is None or not hasattr(redis, "execute_command"):
+            kind = "a redis.asyncio client" if asyncio else "a redis client"
+            raise ConfigError(parameter, redis, f"expected a Redis URL or {kind}")
+        return redis
+    if asyncio:
+        import redis.asyncio as module
+    else:
+        import redis as module  # type: ignore[no-redef]
+    timeouts: dict[str, Any] = {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": connect_timeout,
+    }
+    if cluster:
+        return module.RedisCluster.from_url(url, **timeouts)
+    return module.Redis.from_url(url, health_check_interval=30, **timeouts)
+
+
 def make_client(
     redis: object,
     *,
@@ -54,23 +82,10 @@ def make_client(
     cluster: bool = False,
 ) -> Any:
     """A synchronous client from a URL or an existing client (returned as is)."""
-    url = _url_or_client(parameter, redis)
-    if url is None:
-        if redis is None or not hasattr(redis, "execute_command"):
-            raise ConfigError(parameter, redis, "expected a Redis URL or a redis client")
-        return redis
-    import redis as redis_py
-
-    if cluster:
-        return redis_py.RedisCluster.from_url(
-            url, socket_timeout=socket_timeout, socket_connect_timeout=connect_timeout
-        )
-    return redis_py.Redis.from_url(
-        url,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=connect_timeout,
-        health_check_interval=30,
-    )
+    return _build(
+        redis, asyncio=False, parameter=parameter, socket_timeout=socket_timeout,
+        connect_timeout=connect_timeout, cluster=cluster,
+    )  # fmt: skip
 
 
 def make_async_client(
@@ -82,23 +97,10 @@ def make_async_client(
     cluster: bool = False,
 ) -> Any:
     """An asyncio client from a URL or an existing client (returned as is)."""
-    url = _url_or_client(parameter, redis)
-    if url is None:
-        if redis is None or not hasattr(redis, "execute_command"):
-            raise ConfigError(parameter, redis, "expected a Redis URL or a redis.asyncio client")
-        return redis
-    import redis.asyncio as aioredis
-
-    if cluster:
-        return aioredis.RedisCluster.from_url(
-            url, socket_timeout=socket_timeout, socket_connect_timeout=connect_timeout
-        )
-    return aioredis.Redis.from_url(
-        url,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=connect_timeout,
-        health_check_interval=30,
-    )
+    return _build(
+        redis, asyncio=True, parameter=parameter, socket_timeout=socket_timeout,
+        connect_timeout=connect_timeout, cluster=cluster,
+    )  # fmt: skip
 
 
 def is_cluster(client: object) -> bool:
