@@ -102,7 +102,7 @@ _TOKEN = re.compile(
     # 9 a block comment with a nested /* inside (PostgreSQL nests comments).
     r"|(/\*)"
     # 10 operators: the common multi-character ones, then any single one.
-    r"|(<>|!=|<=|>=|->>|->|#>>|#>|@>|<@|&&|\|\|/|\|\||!~~\*|!~~|~~\*|~~|!~\*|!~|~\*"
+    r"|(<>|!=|<=|>=|->>|->|#>>|#>|@>|<@|&&|\|\|/(?!\*)|\|\||!~~\*|!~~|~~\*|~~|!~\*|!~|~\*"
     r"|<<=|>>=|<<|>>|:=|=>|[-+*/<>=~!@#%^&|:])"
     # 11 unterminated string, identifier or dollar quote: the rest of the text.
     r"|((?:[EeBbXxNn]|[Uu]&)?'[\s\S]*|(?:[Uu]&)?\"[\s\S]*|`[\s\S]*"
@@ -305,6 +305,8 @@ def _tokenize_fingerprint(sql: str) -> tuple[str, bool]:
                 after_is = after_dot = after_cast = False
                 opener = _SP_NONE
                 continue
+            if stack:
+                stack[-1][2] = 0  # a lone sign is an operator
             if prev >= _SPACE:
                 append(" ")
             append(pending_sign)
@@ -493,7 +495,30 @@ _CONSTS = {"NULL\x01": "NULL", "TRUE\x01": "TRUE", "FALSE\x01": "FALSE"}
 _SIGNS = ("-", "+")
 _NO_SIGN_BEFORE = frozenset({"(", ",", ";"})
 _PUNCTUATION = {"(": "(", ")": ")", ",": ",", ";": ";"}
+# Single-character operators the fast path spaces out with str.replace, and
+# the longer operators (or number forms) whose presence forbids it.
+_SPACE_OPS = (
+    ("=", " = ", ("<=", ">=", "!=", ":=", "=>")),
+    (">", " > ", ("<>", ">=", "->", "#>", "@>", ">>", "=>")),
+    ("<", " < ", ("<>", "<=", "<@", "<<")),
+    ("-", " - ", ("->", "e-", "E-")),
+    ("+", " + ", ("e+", "E+")),
+)
 _CANON.update(_PUNCTUATION)
+
+
+# The pieces a whitespace-free token of the fast path can hold, in the order
+# _TOKEN tries them (strings, comments and brackets are gone by then).
+_PIECE = re.compile(
+    r"([A-Za-z_\u0080-\U0010ffff][\w$]*)"
+    r"|(0[xX][0-9A-Fa-f_]+|(?:[0-9][0-9_]*(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
+    r'|((?:[Uu]&)?"[^"]*(?:""[^"]*)*"|`[^`]*`)'
+    r"|(\?[0-9]*|%[sbt](?!\w)|\$[0-9]+|[:@$][A-Za-z_]\w*)"
+    r"|(::|\.)"
+    r"|(<>|!=|<=|>=|->>|->|#>>|#>|@>|<@|&&|\|\|/(?!\*)|\|\||!~~\*|!~~|~~\*|~~|!~\*|!~|~\*"
+    r"|<<=|>>=|<<|>>|:=|=>|[-+*/<>=~!@#%^&|:])"
+    r"|([\s\S])"
+)
 
 
 def _canon(tok: str) -> str:
@@ -503,43 +528,33 @@ def _canon(tok: str) -> str:
     parts: list[str] = []
     literal = False
     glue = False  # the next part joins the previous one ("." or "::")
-    match = _TOKEN.match
-    pos = 0
-    while True:
-        m = match(tok, pos)
-        if m is None:  # pragma: no cover - the pattern always matches
-            raise _Bail
-        kind = m.lastindex or _OTHER
-        if kind == _END:
-            break
-        pos = m.end()
-        if kind == _WORD:
-            word = m.group(_WORD)
+    for word, num, qid, ph, dot, op, other in _PIECE.findall(tok):
+        if word:
             if glue and parts and parts[-1].endswith("."):
-                text = word
+                text = word  # a column after "table.": always an identifier
             else:
                 text, cls, special = _WORD_CACHE.get(word) or _classify(word)
                 if special == _SP_CONST and len(tok) != len(word):
                     raise _Bail  # NULL glued to something: context decides
                 if cls == _KW:
                     text += _KW_MARK
-        elif kind in (_NUM, _PH, _STR, _DOL):
+        elif num or ph:
             text = "?"
-            literal = literal or kind != _PH
-        elif kind == _QID:
-            text = m.group(_QID)
-        elif kind == _OP and not glue:
-            text = m.group(_OP)
-        elif kind == _PUNCT and m.group(_PUNCT) in _PUNCTUATION:
-            text = m.group(_PUNCT)
-        elif kind == _PUNCT and m.group(_PUNCT) in (".", "::"):
+            literal = literal or bool(num)
+        elif qid:
+            text = qid
+        elif dot:
             if parts:
-                parts[-1] += m.group(_PUNCT)
+                parts[-1] += dot
             else:
-                parts.append(m.group(_PUNCT))
+                parts.append(dot)
             glue = True
             continue
-        else:  # brackets cannot occur here; comments, odd characters: not sure
+        elif op and not glue:
+            text = op
+        elif other in _PUNCTUATION:
+            text = other
+        else:  # an operator right after "." or "::", or an odd character: not sure
             raise _Bail
         if glue and parts:
             parts[-1] += text
@@ -552,11 +567,25 @@ def _canon(tok: str) -> str:
     return result
 
 
+def _positions(items: list[str], value: str) -> list[int]:
+    """Every index of ``value`` in ``items`` (``list.index`` does the scanning in C)."""
+    found: list[int] = []
+    i = -1
+    try:
+        while True:
+            i = items.index(value, i + 1)
+            found.append(i)
+    except ValueError:
+        return found
+
+
 def _is_value_end(t: str) -> bool:
     """Whether a fast-path token leaves the tokenizer in class VAL, IDENT or CLOSE."""
-    if t[0] == "?" or t == ")":
-        return True
     last = t[-1]
+    if last in {".", ":"}:  # ends with "." or "::": class DOT
+        return False
+    if t[0] == "?" or last == "?" or t == ")":
+        return True
     if last == _KW_MARK or t in _FUNC_KEYWORDS or t in _NO_SIGN_BEFORE:
         return False
     return last in {"_", "$", '"', "`"} or last.isalnum()
@@ -599,6 +628,35 @@ def _wordish(c: str) -> bool:
 
 def _collapse_in(m: re.Match[str]) -> str:
     return f"IN\x01 ({m.group(1)})"
+
+
+_RAW_ROW = r"\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)"
+_RAW_ROWS = re.compile(rf"\s*({_RAW_ROW})(?:\s*,\s*{_RAW_ROW})+")
+
+
+def _drop_extra_rows(s: str) -> str:
+    """Drop the rows after the first of each VALUES list before tokenizing.
+
+    Only an optimization (a 1000-row INSERT is then tokenized as one row):
+    the same rule runs again on the canonical text in :func:`_collapse_values`.
+    """
+    upper = s.upper()
+    pieces: list[str] = []
+    pos = 0
+    i = upper.find("VALUES")
+    while i >= 0:
+        end = i + 6
+        if (i == 0 or not _wordish(s[i - 1])) and (end == len(s) or not _wordish(s[end])):
+            m = _RAW_ROWS.match(s, end)
+            if m is not None:
+                pieces.append(s[pos : m.end(1)])
+                pos = m.end()
+                end = pos
+        i = upper.find("VALUES", end)
+    if not pieces:
+        return s
+    pieces.append(s[pos:])
+    return "".join(pieces)
 
 
 def _collapse_values(text: str) -> str:
@@ -649,40 +707,54 @@ def _fast_fingerprint(sql: str) -> str:
     if "(" in s or ")" in s:
         if s.count("(") != s.count(")"):
             raise _Bail
+        if "VALUES" in s or "values" in s.lower():
+            s = _drop_extra_rows(s)
         s = s.replace("(", " ( ").replace(")", " ) ")
+    for op, spaced, unless in _SPACE_OPS:
+        # "id=5" -> "id = 5" in C, when no longer operator holds the character
+        if op in s:
+            for u in unless:
+                if u in s:
+                    break
+            else:
+                s = s.replace(op, spaced)
     toks = s.replace(",", " , ").replace(";", " ; ").split()
     if not toks:
         return ""
     get = _CANON.get
-    out = [get(t) or _canon(t) for t in toks]
+    out = [get(t) or ("?" if t.isdigit() else _canon(t)) for t in toks]
     text = " ".join(out)
     if text.count(" ") != len(out) - 1:
         out = text.split()  # some tokens were cut up: flatten
-    if (
-        "-" in text
-        or "+" in text
-        or "NULL\x01" in text
-        or "TRUE\x01" in text
-        or "FALSE\x01" in text
-    ):
-        # Signs in front of literals fold into them; NULL, TRUE and FALSE are
-        # literals unless right after IS or NOT. One pass, as the tokenizer.
-        res: list[str] = []
+    changed = False
+    consts: set[int] = set()
+    if "NULL\x01" in text or "TRUE\x01" in text or "FALSE\x01" in text:
+        # NULL, TRUE and FALSE are literals unless right after IS or NOT.
+        for name in _CONSTS:
+            for i in _positions(out, name):
+                if i == 0 or (out[i - 1] != "IS\x01" and out[i - 1] != "NOT\x01"):
+                    out[i] = "?"
+                    consts.add(i)
+                    changed = True
+    if "-" in text or "+" in text:
+        # A sign right before a literal folds into it unless it follows a
+        # value, an identifier or ")" (then it is arithmetic). A folded sign is
+        # always followed by its literal, so signs can be judged one by one.
         last = len(out) - 1
-        for i, tok in enumerate(out):
-            t = tok
-            if t in _CONSTS:
-                if not res or (res[-1] != "IS\x01" and res[-1] != "NOT\x01"):
-                    t = "?"
-            elif (
-                (t in {"-", "+"})
-                and i < last
-                and out[i + 1][0] == "?"
-                and not (res and _is_value_end(res[-1]))
-            ):
-                continue
-            res.append(t)
-        out = res
+        drop = [
+            i
+            for sign in _SIGNS
+            for i in _positions(out, sign)
+            if i < last
+            and out[i + 1][0] == "?"
+            and i + 1 not in consts
+            and not (i > 0 and _is_value_end(out[i - 1]))
+        ]
+        if drop:
+            for i in sorted(drop, reverse=True):
+                del out[i]
+            changed = True
+    if changed:
         text = " ".join(out)
     text = text.replace(" ,", ",").replace(" ;", ";")
     if "(" in text:
