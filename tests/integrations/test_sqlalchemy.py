@@ -130,6 +130,8 @@ def test_a_request_unit_is_joined_by_transactions(engine: Any) -> None:
         assert opt.nplusone_reports() == []  # the request is not over
     (r,) = opt.nplusone_reports()
     assert r.unit == "GET /report"
+    # the catalog was read while the transaction's connection was at hand
+    assert (r.column, r.indexed) == ("customer_id", "no")
 
 
 def test_without_units_per_transaction_only_explicit_units_count(engine: Any) -> None:

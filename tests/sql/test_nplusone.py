@@ -191,6 +191,19 @@ def test_a_nested_unit_joins_the_outer_one(opt: QueryOptimizer) -> None:
     assert (r.unit, r.count) == ("request", 6)
 
 
+def test_pending_patterns_are_visible_before_the_unit_ends(opt: QueryOptimizer) -> None:
+    assert opt.pending_nplusone() == 0
+    with opt.unit_of_work() as unit:
+        lookups(opt, 4)
+        assert opt.pending_nplusone() == 0
+        lookups(opt, 1)
+        assert opt.pending_nplusone() == 1
+        assert not unit.joined
+        with opt.unit_of_work() as inner:
+            assert inner.joined
+    assert opt.pending_nplusone() == 0
+
+
 def test_the_decorator_makes_each_call_a_unit(opt: QueryOptimizer) -> None:
     @opt.unit_of_work("handler")
     def handler(n: int) -> int:

@@ -110,6 +110,10 @@ def instrument_sqlalchemy(
             # the very connection that ran the statements (see _read_indexes).
             token = _ENDING.set(conn)
             try:
+                if read_indexes and unit.joined and optimizer.pending_nplusone():
+                    # The report comes later, when the outer unit ends and no
+                    # connection is at hand: read the catalog now.
+                    optimizer.existing_indexes()
                 unit.__exit__(None, None, None)
             finally:
                 _ENDING.reset(token)

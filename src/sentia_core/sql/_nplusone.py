@@ -86,13 +86,12 @@ class NPlusOneDetected(Event):
 class _Unit:
     """The counts of one active unit of work (shared by tasks that copied it)."""
 
-    __slots__ = ("counts", "depth", "lock", "name", "records")
+    __slots__ = ("counts", "lock", "name", "records")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.counts: dict[tuple[str, str, int], int] = {}
         self.records: dict[str, _ShapeRecord] = {}
-        self.depth = 1
         self.lock = threading.Lock()
 
     def observe(self, rec: _ShapeRecord, site: tuple[str, int] | None) -> None:
@@ -128,12 +127,15 @@ class UnitOfWork:
         self._created: _Unit | None = None
         self._joined: _Unit | None = None
 
+    @property
+    def joined(self) -> bool:
+        """True while this unit is entered inside another one (which it joined)."""
+        return self._joined is not None
+
     def __enter__(self) -> UnitOfWork:
         var = self._optimizer._unit_var
         current = var.get()
         if current is not None:
-            with current.lock:
-                current.depth += 1
             self._joined = current
         else:
             unit = _Unit(self.name)
@@ -143,12 +145,8 @@ class UnitOfWork:
 
     def __exit__(self, *exc: object) -> None:
         unit = self._created
-        if unit is None:
-            joined = self._joined
+        if unit is None:  # joined an outer unit: that one reports
             self._joined = None
-            if joined is not None:
-                with joined.lock:
-                    joined.depth -= 1
             return
         token = self._token
         self._created = None

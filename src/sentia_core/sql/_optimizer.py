@@ -440,6 +440,19 @@ class QueryOptimizer:
         """A ``with`` block whose repeated SELECTs are intended: never reported."""
         return _Suppress(self._suppress_var)
 
+    def pending_nplusone(self) -> int:
+        """How many N+1 patterns the current unit of work holds so far (0 outside one).
+
+        Integrations use it to refresh index information while a connection
+        is at hand, before the unit ends.
+        """
+        unit = self._unit_var.get()
+        if unit is None:
+            return 0
+        threshold = self.nplusone_threshold
+        with unit.lock:
+            return sum(1 for n in unit.counts.values() if n >= threshold)
+
     def nplusone_reports(self) -> list[NPlusOneReport]:
         """The N+1 patterns found so far (one per shape and call site), newest last."""
         with self._lock:
