@@ -40,3 +40,18 @@ def test_site_builds_strictly(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert (tmp_path / "site" / "index.html").exists()
     shutil.rmtree(tmp_path / "site")
+
+
+def test_benchmarks_page_is_rendered_from_the_committed_results() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "benchmarks" / "run.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rendered = module.render_markdown(ROOT / "benchmarks" / "results")
+    assert (ROOT / "docs" / "benchmarks.md").read_text() == rendered, (
+        "docs/benchmarks.md is stale: python benchmarks/run.py --json benchmarks/results "
+        "--markdown docs/benchmarks.md --render-only"
+    )
