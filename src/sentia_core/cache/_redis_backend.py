@@ -622,7 +622,9 @@ class AsyncRedisBackend(_RedisBase):
         bus = self.bus
         assert bus is not None
         backoff = TICK
-        while True:
+        # ``closed`` is checked as well as cancellation: a client library may
+        # swallow a CancelledError delivered in the middle of its read
+        while not self.closed:
             pubsub: Any = None
             try:
                 if self.cluster:  # its pubsub needs the slot map first
@@ -631,7 +633,7 @@ class AsyncRedisBackend(_RedisBase):
                 await pubsub.subscribe(self.plan.channel)
                 started = time.monotonic()
                 confirmed = False
-                while True:
+                while not self.closed:
                     msg = await pubsub.get_message(timeout=TICK)
                     now = time.monotonic()
                     if msg is not None:
@@ -671,12 +673,8 @@ class AsyncRedisBackend(_RedisBase):
         task = self._task
         if task is not None and not task.done():
             task.cancel()
-            try:
-                if task.get_loop() is asyncio.get_running_loop():
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-            except RuntimeError:
-                pass
+            if task.get_loop() is asyncio.get_running_loop():
+                await asyncio.wait({task}, timeout=5.0)
         if self.owns_client:
             with contextlib.suppress(Exception):
                 await self.client.aclose()
