@@ -18,6 +18,25 @@ which run against one ``LocalRedis``):
 5. hit ratio on a Zipf(1.0) trace over 10,000 keys with room for 1,000, for
    TieredCache and cachetools.LRUCache (the same LRU, so the same figure), and
    the cost per lookup of the whole trace.
+
+Redis sections (one local redis-server, started here unless ``--redis-url``):
+
+6. L2 hit, sync, L1 off: ``TieredCache.get`` against one redis-py ``GET`` of
+   the same bytes (target at most 1.15x) and ``GET`` + ``json.loads``.
+7. L2 hit from a coroutine, L1 off: ``AsyncTieredCache.get`` against cashews'
+   and aiocache's Redis backends (each with its default serializer); target:
+   faster than both.
+8. ``get_many`` of 100 keys, L1 off, against one redis-py ``MGET`` of the same
+   bytes (target at most 1.2x), and with dict values against ``MGET`` +
+   ``json.loads`` of each.
+9. ``invalidate_tags`` of a tag on 10,000 keys (target under 100 ms), against
+   ``UNLINK`` of the same keys known in advance (500 per command, pipelined);
+   also the longest single Redis command during it (SLOWLOG), which is what
+   blocks other clients.
+10. cross-process propagation: another process calls ``delete``; the time
+    until this process's L1 has dropped the key (target under 50 ms).
+11. throughput of a Zipf(1.0) read workload over 10,000 keys from 4 threads,
+    L1 (1,000 entries) + L2 against L2 only.
 """
 
 from __future__ import annotations
@@ -26,8 +45,10 @@ import argparse
 import asyncio
 import bisect
 import functools
+import json
 import random
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -251,8 +272,335 @@ SECTIONS: list[Callable[[Suite, argparse.Namespace], None]] = [
     zipf,
 ]
 
-#: Sections that need Redis (part 2): called as ``section(suite, args, url)``.
-REDIS_SECTIONS: list[Callable[[Suite, argparse.Namespace, str], None]] = []
+# -- Redis sections --------------------------------------------------------------
+
+PRODUCT_JSON = json.dumps(PRODUCT, separators=(",", ":")).encode()
+
+
+def _plain_redis(url: str) -> Any:
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=0.25, socket_connect_timeout=0.25)
+
+
+def l2_hit(suite: Suite, args: argparse.Namespace, url: str) -> None:
+    cache = TieredCache(redis=url, max_items=0, namespace="bench-l2")
+    plain = _plain_redis(url)
+    cache.set(HOT, PRODUCT_JSON)
+    plain.set("bench-plain:" + HOT, PRODUCT_JSON)
+    get, pget, loads = cache.get, plain.get, json.loads
+    assert get(HOT) == PRODUCT_JSON
+    m = suite.compare(
+        "L2 hit (sync, L1 off): get(key) against one redis-py GET",
+        {
+            "sentia TieredCache.get (L2)": lambda: get(HOT),
+            "redis-py GET": lambda: pget("bench-plain:" + HOT),
+            "redis-py GET + json.loads": lambda: loads(pget("bench-plain:" + HOT)),
+        },
+        number=2000,
+        rounds=11,
+    )
+    s = m["sentia TieredCache.get (L2)"]
+    suite.ratio("sentia/GET", s, m["redis-py GET"], target=1.15)
+    suite.ratio("sentia/GET+json.loads", s, m["redis-py GET + json.loads"])
+    cache.clear()
+    cache.close()
+    plain.delete("bench-plain:" + HOT)
+    plain.close()
+
+
+def _once(setup: Callable[[], Any], fn: Callable[[], Any]) -> Callable[[], Any]:
+    """A case that runs ``setup`` (a coroutine function) on its first call, in the
+    benchmark's own event loop (async clients bind to the loop that first uses them)."""
+    done = False
+
+    async def case() -> Any:
+        nonlocal done
+        if not done:
+            await setup()
+            done = True
+        return await fn()
+
+    return case
+
+
+def l2_hit_async(suite: Suite, args: argparse.Namespace, url: str) -> None:
+    from urllib.parse import urlparse
+
+    from aiocache import RedisCache
+    from cashews import Cache
+
+    from sentia_core.cache import AsyncTieredCache
+
+    sentia = AsyncTieredCache(redis=url, max_items=0, namespace="bench-al2")
+    cashews_cache = Cache()
+    cashews_cache.setup(url)
+    parts = urlparse(url)
+    aio = RedisCache(endpoint=parts.hostname, port=parts.port, namespace="bench-aio")
+
+    async def fill_sentia() -> None:
+        await sentia.set(HOT, PRODUCT)
+
+    async def fill_cashews() -> None:
+        await cashews_cache.set("bench-cashews:" + HOT, PRODUCT, expire=300)
+
+    async def fill_aio() -> None:
+        await aio.set(HOT, PRODUCT, ttl=300)
+
+    m = suite.compare_async(
+        "L2 hit from a coroutine (L1 off): await get(key)",
+        {
+            "sentia AsyncTieredCache.get (L2)": _once(fill_sentia, lambda: sentia.get(HOT)),
+            "cashews redis://": _once(
+                fill_cashews, lambda: cashews_cache.get("bench-cashews:" + HOT)
+            ),
+            "aiocache RedisCache": _once(fill_aio, lambda: aio.get(HOT)),
+        },
+        number=1000,
+        rounds=11,
+    )
+    s = m["sentia AsyncTieredCache.get (L2)"]
+    suite.ratio("sentia/cashews", s, m["cashews redis://"], target=1.0)
+    suite.ratio("sentia/aiocache", s, m["aiocache RedisCache"], target=1.0)
+    cleanup = _plain_redis(url)
+    for pattern in ("bench-al2:*", "bench-cashews:*", "bench-aio*"):
+        for key in cleanup.scan_iter(match=pattern):
+            cleanup.unlink(key)
+    cleanup.close()
+
+
+def get_many_100(suite: Suite, args: argparse.Namespace, url: str) -> None:
+    keys = [f"product:{i}" for i in range(100)]
+    plain_keys = ["bench-plain:" + k for k in keys]
+    cache = TieredCache(redis=url, max_items=0, namespace="bench-gm")
+    objects = TieredCache(redis=url, max_items=0, namespace="bench-gmo")
+    plain = _plain_redis(url)
+    cache.set_many(dict.fromkeys(keys, PRODUCT_JSON))
+    objects.set_many(dict.fromkeys(keys, PRODUCT))
+    plain.mset(dict.fromkeys(plain_keys, PRODUCT_JSON))
+    gm, ogm, mget, loads = cache.get_many, objects.get_many, plain.mget, json.loads
+    assert len(gm(keys)) == 100
+    assert len(ogm(keys)) == 100
+    m = suite.compare(
+        "get_many(100 keys), L1 off, against one redis-py MGET",
+        {
+            "sentia get_many (bytes values)": lambda: gm(keys),
+            "redis-py MGET": lambda: mget(plain_keys),
+            "sentia get_many (dict values)": lambda: ogm(keys),
+            "redis-py MGET + json.loads each": lambda: [loads(v) for v in mget(plain_keys)],
+        },
+        number=200,
+        rounds=11,
+    )
+    suite.ratio(
+        "sentia/MGET (bytes)", m["sentia get_many (bytes values)"], m["redis-py MGET"], target=1.2
+    )
+    suite.ratio(
+        "sentia/MGET+json.loads (dicts)",
+        m["sentia get_many (dict values)"],
+        m["redis-py MGET + json.loads each"],
+    )
+    cache.clear()
+    objects.clear()
+    cache.close()
+    objects.close()
+    plain.delete(*plain_keys)
+    plain.close()
+
+
+def invalidate_tags_10k(suite: Suite, args: argparse.Namespace, url: str) -> None:
+    n = 2_000 if suite.quick else 10_000
+    rounds = 2 if suite.quick else (suite.rounds or 7)
+    cache = TieredCache(redis=url, max_items=0, namespace="bench-tags")
+    plain = _plain_redis(url)
+    keys = [f"item:{i}" for i in range(n)]
+    plain_keys = ["bench-plain:" + k for k in keys]
+    sentia: list[float] = []
+    baseline: list[float] = []
+    longest: list[int] = []
+    slowlog: Any = None
+    try:
+        slowlog = plain.config_get("slowlog-log-slower-than")["slowlog-log-slower-than"]
+        plain.config_set("slowlog-log-slower-than", 0)
+        plain.config_set("slowlog-max-len", 100_000)
+    except Exception:
+        slowlog = None  # a server that forbids CONFIG: no SLOWLOG figure
+    for _ in range(rounds):
+        cache.set_many(dict.fromkeys(keys, 1), tags=("catalog",))
+        if slowlog is not None:
+            plain.slowlog_reset()
+        t0 = time.perf_counter_ns()
+        count = cache.invalidate_tags("catalog")
+        sentia.append(time.perf_counter_ns() - t0)
+        if slowlog is not None:
+            entries = plain.slowlog_get(100_000)
+            longest.append(max(int(e["duration"]) for e in entries) if entries else 0)
+        assert count == n, count
+        plain.mset(dict.fromkeys(plain_keys, 1))
+        t0 = time.perf_counter_ns()
+        pipe = plain.pipeline(transaction=False)
+        for i in range(0, n, 500):
+            pipe.unlink(*plain_keys[i : i + 500])
+        pipe.execute()
+        baseline.append(time.perf_counter_ns() - t0)
+    if slowlog is not None:
+        plain.config_set("slowlog-log-slower-than", slowlog)
+        plain.slowlog_reset()
+    title = f"invalidate_tags of one tag on {n:,} keys (ns per invalidation)"
+    m = suite._record(
+        title,
+        {
+            "sentia invalidate_tags": sentia,
+            "redis-py UNLINK, keys known (500/cmd, 1 pipeline)": baseline,
+        },
+    )
+    s = m["sentia invalidate_tags"]
+    suite.ratio("sentia / 100 ms target", s, 100e6, target=1.0)
+    suite.ratio(
+        "sentia/UNLINK of known keys", s, m["redis-py UNLINK, keys known (500/cmd, 1 pipeline)"]
+    )
+    suite.note(f"invalidate_tags {n:,} keys: median ms", round(s / 1e6, 2))
+    if longest:
+        suite.note(
+            f"invalidate_tags {n:,} keys: longest single Redis command (us), median of rounds",
+            sorted(longest)[len(longest) // 2],
+        )
+    cache.close()
+    plain.close()
+
+
+_CHILD = r"""
+import sys, time
+sys.path.insert(0, sys.argv[2])
+from sentia_core.cache import TieredCache
+cache = TieredCache(redis=sys.argv[1], namespace="bench-prop")
+print("ready", flush=True)
+for line in sys.stdin:
+    key = "k" + line.strip()
+    t0 = time.monotonic()
+    cache.delete(key)
+    print(t0, flush=True)
+cache.close()
+"""
+
+
+def propagation(suite: Suite, args: argparse.Namespace, url: str) -> None:
+    import subprocess
+    import threading
+
+    from sentia_core.cache import CacheInvalidation
+
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, url, src],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdin is not None
+    assert child.stdout is not None
+    observer = TieredCache(redis=url, namespace="bench-prop")
+    applied: dict[str, float] = {}
+    arrived = threading.Condition()
+
+    def on_event(event: object) -> None:
+        if isinstance(event, CacheInvalidation) and event.remote:
+            with arrived:
+                for key in event.targets:
+                    applied[key] = time.monotonic()  # after the L1 dropped it
+                arrived.notify_all()
+
+    observer.add_listener(on_event)
+    delays: list[float] = []
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        for i in range(8 if suite.quick else 60):
+            key = f"k{i}"
+            observer.set(key, i)
+            child.stdin.write(f"{i}\n")
+            child.stdin.flush()
+            t0 = float(child.stdout.readline())
+            with arrived:
+                if not arrived.wait_for(lambda k=key: k in applied, timeout=10):
+                    raise RuntimeError("an invalidation never arrived")
+            delays.append((applied[key] - t0) * 1e9)
+            assert observer._core.layer.data.get(key) is None
+    finally:
+        child.stdin.close()
+        child.wait(10)
+        observer.clear()
+        observer.close()
+    m = suite._record(
+        "cross-process invalidation: another process's delete() to this L1 dropping the key",
+        {"sentia pub/sub propagation": delays},
+    )
+    s = m["sentia pub/sub propagation"]
+    suite.ratio("median / 50 ms target", s, 50e6, target=1.0)
+    ordered = sorted(delays)
+    suite.note("propagation delay median ms", round(s / 1e6, 3))
+    suite.note(
+        "propagation delay p90 / max ms",
+        f"{ordered[int(0.9 * (len(ordered) - 1))] / 1e6:.3f} / {ordered[-1] / 1e6:.3f}",
+    )
+
+
+def zipf_threads(suite: Suite, args: argparse.Namespace, url: str) -> None:
+    import threading
+
+    per_thread = 1_000 if suite.quick else 5_000
+    threads = 4
+    trace = _zipf_trace(per_thread * threads, universe=10_000, s=1.0, seed=7)
+    writer = TieredCache(redis=url, max_items=0, namespace="bench-zipf")
+    for start in range(0, 10_000, 1000):
+        writer.set_many({f"item:{i}": PRODUCT for i in range(start, start + 1000)})
+
+    def run(cache: TieredCache) -> float:
+        get = cache.get
+        barrier = threading.Barrier(threads + 1)
+
+        def work(part: list[str]) -> None:
+            barrier.wait()
+            for key in part:
+                get(key)
+
+        workers = [threading.Thread(target=work, args=(trace[i::threads],)) for i in range(threads)]
+        for w in workers:
+            w.start()
+        barrier.wait()
+        t0 = time.perf_counter_ns()
+        for w in workers:
+            w.join()
+        return (time.perf_counter_ns() - t0) / len(trace)
+
+    tiered = TieredCache(redis=url, max_items=1000, namespace="bench-zipf")
+    l2_only = TieredCache(redis=url, max_items=0, namespace="bench-zipf")
+    run(tiered)  # warm the L1
+    samples: dict[str, list[float]] = {"L1 (1,000) + L2": [], "L2 only": []}
+    for _ in range(2 if suite.quick else (suite.rounds or 5)):
+        samples["L1 (1,000) + L2"].append(run(tiered))
+        samples["L2 only"].append(run(l2_only))
+    m = suite._record(
+        f"Zipf(1.0) reads over 10,000 keys, {threads} threads (ns per read, wall)", samples
+    )
+    suite.ratio("L1+L2 / L2 only", m["L1 (1,000) + L2"], m["L2 only"])
+    suite.note("zipf 4 threads: L1+L2 reads/s", round(1e9 / m["L1 (1,000) + L2"]))
+    suite.note("zipf 4 threads: L2-only reads/s", round(1e9 / m["L2 only"]))
+    suite.note("zipf 4 threads: L1 hit rate", round(tiered.stats().hit_rate, 3))
+    for cache in (tiered, l2_only):
+        cache.close()
+    writer.clear()
+    writer.close()
+
+
+#: Sections that need Redis: called as ``section(suite, args, url)``.
+REDIS_SECTIONS: list[Callable[[Suite, argparse.Namespace, str], None]] = [
+    l2_hit,
+    l2_hit_async,
+    get_many_100,
+    invalidate_tags_10k,
+    propagation,
+    zipf_threads,
+]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -26,16 +26,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from ._errors import PayloadError
 
 __all__ = ["AsyncCacheBackend", "BackendWrite", "CacheBackend", "StoredValue"]
 
 
-@dataclass(frozen=True, slots=True)
-class StoredValue:
+class StoredValue(NamedTuple):
     """A payload read from a backend.
+
+    A NamedTuple rather than a frozen dataclass: a batch read builds one per
+    key, and a frozen dataclass's ``__init__`` costs several times more.
 
     Attributes:
         payload: the bytes :meth:`Codec.dumps` produced.

@@ -55,6 +55,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import operator
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -98,6 +99,8 @@ __all__ = [
 ]
 
 _INF = math.inf
+_PAYLOAD = operator.itemgetter(0)  # of a StoredValue
+_ERROR = operator.itemgetter(3)
 
 #: At most this many stale-while-revalidate refreshes run at once per cache;
 #: beyond it a stale value is served without starting another refresh.
@@ -271,6 +274,10 @@ class CacheCore:
         self._hits = itertools.count()
         self._hit = self._hits.__next__
         self._hits_offset = 0
+        #: backend hits, counted the same way
+        self._bhits = itertools.count()
+        self._backend_hit = self._bhits.__next__
+        self._bhits_offset = 0
         self._reset_counters()
 
     def _reset_counters(self) -> None:
@@ -288,7 +295,7 @@ class CacheCore:
         self.payload_bytes = 0
         self.corrupt = 0
         self.rejected = 0
-        self.backend_hits = 0
+        self._bhits_offset = int(repr(self._bhits)[6:-1])
         self.backend_misses = 0
         self.backend_errors = 0
         self.backend_skipped = 0
@@ -352,6 +359,10 @@ class CacheCore:
     def hits(self) -> int:
         """Hits since construction or the last reset_stats()."""
         return self._raw_hits() - self._hits_offset
+
+    def backend_hits(self) -> int:
+        """Hits answered by the backend since construction or the last reset_stats()."""
+        return int(repr(self._bhits)[6:-1]) - self._bhits_offset
 
     # -- miss path (L1 only) -----------------------------------------------------
 
@@ -438,24 +449,15 @@ class CacheCore:
                     self.misses += 1
             return MISS
         assert stored is not None
+        if not self.max_items and not counted_miss:  # nothing to fill: count lock-free
+            self._hit()
+            self._backend_hit()
+            return value
         now = self.now()
-        prepared: Prepared | None = None
-        if self.max_items:
-            p = self._prefix
-            try:  # tags and TTL come from the store: tolerate anything in them
-                tags = tuple(
-                    t[len(p) :] if t.startswith(p) else t
-                    for t in stored.tags
-                    if isinstance(t, str) and t
-                )
-                ttl = min(float(stored.ttl), self.ttl)
-                if ttl > 0:
-                    prepared = self._prepare_l1(key, value, ttl, tags, stored.payload)
-            except Exception:  # not cacheable locally; the caller still gets the value
-                prepared = None
+        prepared = self._fill(key, value, stored) if self.max_items else None
         with self.lock:
             self._hit()
-            self.backend_hits += 1
+            self._backend_hit()
             if counted_miss:
                 self.misses -= 1
             if prepared is not None and self.epoch == epoch:
@@ -464,6 +466,107 @@ class CacheCore:
         if log:
             self._emit_evictions(log)
         return value
+
+    def _fill(self, key: str, value: Any, stored: StoredValue) -> Prepared | None:
+        """The L1 entry for a value read from the backend (None: not cacheable here)."""
+        p = self._prefix
+        try:  # tags and TTL come from the store: tolerate anything in them
+            tags = tuple(
+                t[len(p) :] if t.startswith(p) else t
+                for t in stored.tags
+                if isinstance(t, str) and t
+            )
+            ttl = min(float(stored.ttl), self.ttl)
+            if ttl > 0:
+                return self._prepare_l1(key, value, ttl, tags, stored.payload)
+        except Exception:  # not cacheable locally; the caller still gets the value
+            pass
+        return None
+
+    def recheck_many(self, keys: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
+        """:meth:`recheck` for keys the lock-free read missed, under one lock.
+
+        Returns ``(found, missing)``; hits are counted, misses are not (yet).
+        """
+        found: dict[str, Any] = {}
+        missing: list[str] = []
+        now = self.now()
+        data = self.layer.data
+        touch = self.layer.policy.on_hit
+        with self.lock:
+            for key in keys:
+                entry = data.get(key)
+                if entry is not None and entry.expires > now:
+                    self._hit()
+                    if touch is not None:
+                        touch(key)
+                    found[key] = entry.value
+                else:
+                    if entry is not None and entry.stale_until <= now:
+                        self.layer.drop_dead(key, entry)
+                    missing.append(key)
+            log = self._take_log()
+        if log:
+            self._emit_evictions(log)
+        if self.payload_mode:
+            found = {k: self._own_loads(v) for k, v in found.items()}
+        return found, missing
+
+    def adopt_many(
+        self, keys: Sequence[str], stored: Sequence[StoredValue | None], epoch: int
+    ) -> dict[str, Any]:
+        """:meth:`adopt` for a batch read (``get_many``): decode outside the lock,
+        count and fill the L1 under it once. Returns the keys found."""
+        found: dict[str, Any] = {}
+        fills: list[Prepared] = []
+        misses = 0
+        decode = self.decode
+        loads = self.codec.loads
+        fill = self._fill if self.max_items else None
+        items: Sequence[Any] = stored
+        if fill is None and None not in items and not any(map(_ERROR, items)):
+            # the common batch, no L1 to fill: decode in one C-level map
+            try:
+                found = dict(zip(keys, map(loads, map(_PAYLOAD, items)), strict=True))
+            except PayloadError:
+                found = {}  # someone's payload is bad: key by key below, counting it
+            else:
+                stored = ()
+                keys = ()
+        for key, item in zip(keys, stored, strict=True):
+            if item is None:
+                misses += 1
+                continue
+            payload, _, _, error = item
+            if error is None:
+                try:
+                    value = loads(payload)
+                except PayloadError:  # count and report it (slow path, rare)
+                    value = decode(key, item)
+            else:
+                value = decode(key, item)
+            if value is MISS:
+                misses += 1
+                continue
+            found[key] = value
+            if fill is not None:
+                prepared = fill(key, value, item)
+                if prepared is not None:
+                    fills.append(prepared)
+        now = self.now()
+        with self.lock:
+            n = len(found)
+            self._hits_offset -= n  # n hits at once (hits() is raw count - offset)
+            self._bhits_offset -= n
+            self.backend_misses += misses
+            self.misses += misses
+            if fills and self.epoch == epoch:
+                for p in fills:
+                    self._put(p, now)
+            log = self._take_log()
+        if log:
+            self._emit_evictions(log)
+        return found
 
     # -- writes --------------------------------------------------------------------
 
@@ -980,7 +1083,7 @@ class CacheCore:
                 compression_ratio=ratio,
                 corrupt=self.corrupt,
                 rejected=self.rejected,
-                backend_hits=self.backend_hits,
+                backend_hits=self.backend_hits(),
                 backend_errors=self.backend_errors,
                 backend_misses=self.backend_misses,
                 backend_skipped=self.backend_skipped,

@@ -37,6 +37,7 @@ import struct
 from ._errors import CorruptPayloadError
 
 __all__ = [
+    "HEAD",
     "HEADER_SIZE",
     "MAGIC",
     "MAX_TAGS_REGION",
@@ -47,8 +48,8 @@ __all__ = [
 ]
 
 MAGIC = 0xE5
-_HEAD = struct.Struct(">BqH")
-HEADER_SIZE = _HEAD.size  # 11
+HEAD = struct.Struct(">BqH")
+HEADER_SIZE = HEAD.size  # 11
 MAX_TAGS_REGION = 0xFFFF
 _U16 = struct.Struct(">H")
 
@@ -77,7 +78,7 @@ def encode_tags(tags: tuple[str, ...]) -> bytes:
 
 def encode(payload: bytes, deadline_ms: int, tags_region: bytes = b"") -> bytes:
     """The envelope holding ``payload`` until ``deadline_ms`` with ``tags_region``."""
-    return _HEAD.pack(MAGIC, deadline_ms, len(tags_region)) + tags_region + payload
+    return HEAD.pack(MAGIC, deadline_ms, len(tags_region)) + tags_region + payload
 
 
 def decode(raw: bytes) -> tuple[int, bytes, bytes]:
@@ -89,7 +90,7 @@ def decode(raw: bytes) -> tuple[int, bytes, bytes]:
     """
     if len(raw) < HEADER_SIZE:
         raise CorruptPayloadError("envelope: too short")
-    magic, deadline, n = _HEAD.unpack_from(raw)
+    magic, deadline, n = HEAD.unpack_from(raw)
     if magic != MAGIC:
         raise CorruptPayloadError(f"envelope: unknown version 0x{magic:02x}")
     if n == 0:

@@ -59,6 +59,9 @@ import math
 import threading
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import repeat
+from operator import itemgetter
 from typing import Any, Final, NamedTuple, TypeVar
 
 from sentia_core._clock import Clock
@@ -66,7 +69,7 @@ from sentia_core.errors import BackendError
 
 from ._backend import BackendWrite, StoredValue
 from ._bus import Bus, NoticeKind
-from ._envelope import decode, decode_tags, encode, encode_tags
+from ._envelope import HEAD, HEADER_SIZE, MAGIC, decode, decode_tags, encode, encode_tags
 from ._errors import CorruptPayloadError, PayloadError
 from ._glob import escape_glob
 
@@ -80,6 +83,10 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+#: value keys remembered (the encoding of a hot key is built once)
+VKEY_CACHE = 8192
 
 
 class Batch(NamedTuple):
@@ -319,6 +326,8 @@ class Plan:
         self._lprefix = _enc(f"{namespace}:l:{{")
         self.channel = _enc(f"{namespace}:invalidate")
         self._qtag = namespace + ":"
+        #: qualified key -> value key, for the hot keys (cleared when full)
+        self._vkeys: dict[str, bytes] = {}
         self._qpattern = escape_glob(namespace) + ":"
         self._slot: Callable[[bytes], int] | None = None
         if cluster:
@@ -329,8 +338,14 @@ class Plan:
     # -- layout ---------------------------------------------------------------------
 
     def value_key(self, qkey: str) -> bytes:
-        """``ns:v:{key}`` for the qualified ``ns:key``."""
-        return self._vprefix + _enc(qkey[self._qlen :]) + b"}"
+        """``ns:v:{key}`` for the qualified ``ns:key`` (memoized: hot keys repeat)."""
+        vk = self._vkeys.get(qkey)
+        if vk is None:
+            vk = self._vprefix + _enc(qkey[self._qlen :]) + b"}"
+            if len(self._vkeys) >= VKEY_CACHE:
+                self._vkeys.clear()
+            self._vkeys[qkey] = vk
+        return vk
 
     def lock_key(self, qkey: str) -> bytes:
         """``ns:l:{key}`` (same slot as the value)."""
@@ -373,19 +388,27 @@ class Plan:
 
     # -- reads ----------------------------------------------------------------------
 
-    def stored(self, raw: object) -> StoredValue | None:
+    def stored(self, raw: object, wall: float | None = None) -> StoredValue | None:
         """A ``GET`` reply as a :class:`StoredValue` (None: absent or expired).
 
-        A reply that is not an envelope becomes a StoredValue carrying the
+        ``wall`` is the cache clock's ``time()`` (read here if not given). A
+        reply that is not an envelope becomes a StoredValue carrying the
         error, which the cache counts as corrupt.
         """
         if raw is None:
             return None
-        if not isinstance(raw, bytes):
+        if raw.__class__ is not bytes:
             return StoredValue(b"", 0.0, (), _not_bytes(raw))
+        if len(raw) >= HEADER_SIZE:  # the common envelope (no tags), inline
+            magic, deadline, n = HEAD.unpack_from(raw)
+            if magic == MAGIC and n == 0:
+                ttl = deadline / 1000.0 - (self.clock.time() if wall is None else wall)
+                if ttl <= 0:
+                    return None
+                return tuple.__new__(StoredValue, (raw[HEADER_SIZE:], ttl, (), None))
         try:
             deadline, region, payload = decode(raw)
-            ttl = deadline / 1000.0 - self.clock.time()
+            ttl = deadline / 1000.0 - (self.clock.time() if wall is None else wall)
             if ttl <= 0:
                 return None
             if region:
@@ -397,12 +420,14 @@ class Plan:
 
     def get_many(self, qkeys: Sequence[str]) -> Plan_[list[StoredValue | None]]:
         """One ``MGET`` (one per slot on a cluster) for ``qkeys``."""
-        vkeys = [self.value_key(k) for k in qkeys]
+        known = self._vkeys.get
+        value_key = self.value_key
+        vkeys = [known(k) or value_key(k) for k in qkeys]
         if self._slot is None:
             (reply,) = yield Batch([("MGET", *vkeys)])
             if _is_error(reply):
                 raise reply
-            return [self.stored(r) for r in reply]
+            return self._stored_many(reply)
         groups = self._by_slot(vkeys)
         replies = yield Batch([("MGET", *g) for g in groups])
         found: dict[bytes, object] = {}
@@ -410,7 +435,31 @@ class Plan:
             if _is_error(reply):
                 raise reply
             found.update(zip(group, reply, strict=True))
-        return [self.stored(found[k]) for k in vkeys]
+        return self._stored_many([found[k] for k in vkeys])
+
+    def _stored_many(self, replies: Sequence[object]) -> list[StoredValue | None]:
+        """:meth:`stored` for an ``MGET`` reply.
+
+        This runs once per key of a batch read, so the common batch -- every
+        key present, unexpired, untagged -- takes a path made of C-level
+        ``map`` calls (no Python loop); anything else goes key by key.
+        """
+        wall_ms = self.clock.time() * 1000.0
+        if None not in replies:
+            try:
+                heads = list(map(HEAD.unpack_from, replies))  # type: ignore[arg-type]
+            except Exception:  # something not an envelope: key by key
+                heads = []
+            if heads and set(map(_MAGIC_AND_TAGS, heads)) == _PLAIN:
+                deadlines = list(map(_DEADLINE, heads))
+                if min(deadlines) > wall_ms:
+                    size = HEADER_SIZE
+                    payloads = [raw[size:] for raw in replies]  # type: ignore[index]
+                    ttls = [(d - wall_ms) / 1000.0 for d in deadlines]
+                    return list(map(_new_stored, zip(payloads, ttls, repeat(()), repeat(None))))
+        wall = wall_ms / 1000.0
+        stored = self.stored
+        return [None if raw is None else stored(raw, wall) for raw in replies]
 
     # -- writes ---------------------------------------------------------------------
 
@@ -696,6 +745,12 @@ class Plan:
     def unlock_command(self, qkey: str, token: bytes) -> tuple[Any, ...]:
         """Release the lock if it still holds ``token``."""
         return ("EVAL", RELEASE_SCRIPT, 1, self.lock_key(qkey), token)
+
+
+_MAGIC_AND_TAGS = itemgetter(0, 2)
+_DEADLINE = itemgetter(1)
+_PLAIN = {(MAGIC, 0)}
+_new_stored = partial(tuple.__new__, StoredValue)
 
 
 def _scan_reply(reply: Any) -> tuple[int, list[bytes]]:

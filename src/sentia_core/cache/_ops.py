@@ -289,6 +289,10 @@ class CacheOps:
         )
 
     # -- reads ---------------------------------------------------------------
+    #
+    # The read paths are also run step by step, without a generator, by the
+    # sync cache (_tiered.py): on an L2 hit the generator round trip would cost
+    # more than everything else the cache does. The steps below are shared.
 
     def _get_op(self, key: Any, default: Any, now: float | None) -> Op[Any]:
         """A ``get`` that missed the lock-free L1 read."""
@@ -308,51 +312,72 @@ class CacheOps:
         epoch = core.epoch
         try:
             stored = yield Call("get", (core.qualify(key),))
-        except CircuitOpenError:
-            core.count_skipped(misses=0 if counted_miss else 1)
-            return MISS
         except Exception as exc:
-            core.count_backend_error(key, exc)
-            if not counted_miss:
-                core.count_misses()
-            return MISS
+            return self._read_failed(key, exc, 0 if counted_miss else 1)
         return core.adopt(key, stored, epoch, counted_miss=counted_miss)
 
-    def _get_many_op(self, keys: Iterable[str]) -> Op[dict[str, Any]]:
-        keys = [check_key(k) for k in keys]
+    def _read_failed(self, key: str | None, exc: Exception, misses: int) -> Any:
+        """A backend read raised: count it (skipped when the breaker is open); MISS."""
         core = self._core
-        probe = self._probe
+        if isinstance(exc, CircuitOpenError):
+            core.count_skipped(misses=misses)
+        else:
+            core.count_backend_error(key, exc)
+            if misses:
+                core.count_misses(misses)
+        return MISS
+
+    def _local_many(self, keys: Iterable[str]) -> tuple[dict[str, Any], list[str]]:
+        """``get_many``'s L1 step: ``(found, missing)``; misses not counted yet."""
+        keys = list(keys)
+        for k in keys:
+            if k.__class__ is not str:
+                check_key(k)
+        core = self._core
+        if not core.max_items:
+            return {}, keys  # no L1: straight to the backend
         found: dict[str, Any] = {}
+        probe = self._probe
         missing: list[str] = []
         for key in keys:
             value = probe(key)
             if value is MISS:
-                value = core.recheck(key, None)
-            if value is MISS:
                 missing.append(key)
             else:
                 found[key] = value
+        if missing:
+            again, missing = core.recheck_many(missing)
+            found.update(again)
+        return found, missing
+
+    def _qualified(self, keys: Sequence[str]) -> list[str]:
+        prefix = self._core.namespace + ":"
+        return [prefix + k for k in keys]
+
+    def _adopt_many(self, missing: Sequence[str], stored: Any, epoch: int) -> dict[str, Any]:
+        """``get_many``'s backend result, counted and filled into the L1."""
+        stored = list(stored)
+        if len(stored) != len(missing):
+            error = ValueError(f"backend returned {len(stored)} results for {len(missing)}")
+            self._read_failed(None, error, len(missing))
+            return {}
+        return self._core.adopt_many(missing, stored, epoch)
+
+    def _get_many_op(self, keys: Iterable[str]) -> Op[dict[str, Any]]:
+        found, missing = self._local_many(keys)
         if not missing:
             return found
+        core = self._core
         if self._backend is None:
             core.count_misses(len(missing))
             return found
         epoch = core.epoch
         try:
-            stored = list((yield Call("get_many", ([core.qualify(k) for k in missing],))))
-            if len(stored) != len(missing):
-                raise ValueError(f"backend returned {len(stored)} results for {len(missing)}")
-        except CircuitOpenError:
-            core.count_skipped(misses=len(missing))
-            return found
+            stored = yield Call("get_many", (self._qualified(missing),))
         except Exception as exc:
-            core.count_backend_error(None, exc)
-            core.count_misses(len(missing))
+            self._read_failed(None, exc, len(missing))
             return found
-        for key, item in zip(missing, stored, strict=True):
-            value = core.adopt(key, item, epoch)
-            if value is not MISS:
-                found[key] = value
+        found.update(self._adopt_many(missing, stored, epoch))
         return found
 
     # -- writes --------------------------------------------------------------

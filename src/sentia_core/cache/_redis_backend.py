@@ -172,7 +172,13 @@ class _RedisBase:
             if invalidation
             else None
         )
-        self.plan = Plan(namespace, cluster=cluster, clock=clock, redis_ttl=redis_ttl, bus=self.bus)
+        self.plan = plan = Plan(
+            namespace, cluster=cluster, clock=clock, redis_ttl=redis_ttl, bus=self.bus
+        )
+        # bound once: the hot path of an L2 hit
+        self._pending = plan.pending
+        self._value_key = plan.value_key
+        self._stored = plan.stored
         self.sink: InvalidationSink | None = None
         self.listening = False
         self.l1_flushes = 0
@@ -353,10 +359,9 @@ class RedisBackend(_RedisBase):
 
     def get(self, key: str) -> StoredValue | None:
         """The stored value of a qualified key (None: absent or expired)."""
-        if self.plan.pending.waiting:
+        if self._pending.waiting:
             self._ready()
-        plan = self.plan
-        return plan.stored(self._call(self._execute_command, "GET", plan.value_key(key)))
+        return self._stored(self._call(self._execute_command, "GET", self._value_key(key)))
 
     def get_many(self, keys: Sequence[str]) -> Sequence[StoredValue | None]:
         """One result per qualified key: one MGET (per slot on a cluster)."""
@@ -545,10 +550,9 @@ class AsyncRedisBackend(_RedisBase):
 
     async def get(self, key: str) -> StoredValue | None:
         """The stored value of a qualified key (None: absent or expired)."""
-        if self.plan.pending.waiting:
+        if self._pending.waiting:
             await self._ready()
-        plan = self.plan
-        return plan.stored(await self._call(self._execute_command, "GET", plan.value_key(key)))
+        return self._stored(await self._call(self._execute_command, "GET", self._value_key(key)))
 
     async def get_many(self, keys: Sequence[str]) -> Sequence[StoredValue | None]:
         """One result per qualified key: one MGET (per slot on a cluster)."""

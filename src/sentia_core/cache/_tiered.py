@@ -289,7 +289,26 @@ class TieredCache(CacheOps):
         return self._read(key, default)
 
     def _get_miss(self, key: Any, default: Any, now: float | None) -> Any:
-        return self._run(self._get_op(key, default, now))
+        # _ops._get_op, step by step (see the note on the read paths there)
+        core = self._core
+        if core.max_items:
+            value = core.recheck(key, now)
+            if value is not MISS:
+                return value
+        elif key.__class__ is not str:
+            check_key(key)  # no L1 to recheck: only validate
+        backend = self._backend
+        if backend is None:
+            core.count_misses()
+            return default
+        epoch = core.epoch
+        try:
+            stored = backend.get(core.qualify(key))
+        except Exception as exc:
+            self._read_failed(key, exc, 1)
+            return default
+        value = core.adopt(key, stored, epoch)
+        return default if value is MISS else value
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The cached values of ``keys`` that are present: ``{key: value}``.
@@ -300,7 +319,23 @@ class TieredCache(CacheOps):
         Raises:
             InvalidKeyError: a key is not a ``str`` (before anything is read).
         """
-        return self._run(self._get_many_op(keys))
+        # _ops._get_many_op, step by step
+        found, missing = self._local_many(keys)
+        if not missing:
+            return found
+        core = self._core
+        backend = self._backend
+        if backend is None:
+            core.count_misses(len(missing))
+            return found
+        epoch = core.epoch
+        try:
+            stored = backend.get_many(self._qualified(missing))
+        except Exception as exc:
+            self._read_failed(None, exc, len(missing))
+            return found
+        found.update(self._adopt_many(missing, stored, epoch))
+        return found
 
     # -- writes --------------------------------------------------------------
 
