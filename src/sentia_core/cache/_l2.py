@@ -36,10 +36,13 @@ only. A write runs a script that reads the *old* value's tags from its
 envelope before replacing it; the client then removes the key from tags it no
 longer carries (a second round trip, only when the tags changed).
 Invalidating a tag moves its set to a drain key (``RENAME``, or a merge when
-another invalidation is draining) and pops members in batches of
-``batch_size`` (default 500), each batch ``UNLINK`` ed in the next round trip: Redis
-is never busy for long, concurrent invalidations share the work, and one that
-dies half way is finished by the next. A key removed by a bulk invalidation
+another invalidation is draining), then drains it in batches of
+``batch_size`` (default 500) members, one round trip each: on a single server
+a script pops a batch and ``UNLINK`` s it in place; on a cluster (whose
+members live in other slots) a batch is popped and ``UNLINK`` ed, per slot,
+with the next round trip. Redis is never busy for long (one batch), concurrent
+invalidations share the work, and one that dies half way is finished by the
+next. A key removed by a bulk invalidation
 may stay listed in its *other* tags until they expire: a later tag
 invalidation can then also drop a key rewritten without that tag -- a cache
 may always drop more, never less.
@@ -176,6 +179,16 @@ POP_SCRIPT = """
 local m = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
 if #m > 0 then redis.call('ZREM', KEYS[1], unpack(m)) end
 return m
+"""
+
+#: Standalone Redis only: pop up to ARGV[1] members of a drain key and UNLINK
+#: them right there (no round trip of the names); returns {popped, unlinked}.
+#: A cluster cannot: the members live in other slots (it pops, then unlinks).
+DRAIN_SCRIPT = """
+local m = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+if #m == 0 then return {0, 0} end
+redis.call('ZREM', KEYS[1], unpack(m))
+return {#m, redis.call('UNLINK', unpack(m))}
 """
 
 #: Release a lock only if it still holds our token.
@@ -611,6 +624,22 @@ class Plan:
         live = {dk: int(card) for dk, card in zip(drains, replies, strict=True) if card}
         size = self.batch_size
         count = 0
+        if self._slot is None:  # one server: drain and delete inside Redis
+            while live:
+                replies = yield Batch([("EVAL", DRAIN_SCRIPT, 1, dk, size) for dk in live])
+                err = _first_error(replies)
+                if err is not None:
+                    raise err
+                still: dict[bytes, int] = {}
+                for (dk, left), (popped, unlinked) in zip(live.items(), replies, strict=True):
+                    count += unlinked
+                    if popped >= size and left > popped:
+                        still[dk] = left - popped
+                live = still
+            announce = self._publish("tags", tuple(tags))
+            if announce:
+                yield Batch(announce)
+            return count
         doomed: list[bytes] = []
         while live:
             unlinks = self._unlinks(doomed)
@@ -621,7 +650,7 @@ class Plan:
                 raise err
             count += sum(replies[: len(unlinks)])
             doomed = []
-            still: dict[bytes, int] = {}
+            still = {}
             for (dk, left), popped in zip(live.items(), replies[len(unlinks) :], strict=True):
                 doomed.extend(popped)
                 if len(popped) >= size and left > len(popped):
