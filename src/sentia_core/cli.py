@@ -115,12 +115,13 @@ def _serve(args: argparse.Namespace) -> int:
         host = args.host if args.host is not None else cfg.http_host
         port = args.port if args.port is not None else cfg.http_port
         app.monitor.start(cfg.sample_interval)
+        stop = threading.Event()
+        # Handlers first: whoever reads the address below may signal us at once.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
         server = app.monitor.serve(host=host, port=port)
         bound_host, bound_port = server.address
         print(f"sentia: serving http://{bound_host}:{bound_port}/metrics", flush=True)
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
         stop.wait(args.run_for)
         server.stop()
     return 0
