@@ -19,6 +19,7 @@ CONTRACT = {
     "RateLimitExceeded",
     "Policy",
     "TieredCache",
+    "AsyncTieredCache",
     "ServiceRegistry",
     "Instance",
     "NoHealthyInstanceError",

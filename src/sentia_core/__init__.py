@@ -14,7 +14,7 @@ from .breaker import (
     CircuitBreaker,
     RedisStateStore,
 )
-from .cache import TieredCache
+from .cache import AsyncTieredCache, TieredCache
 from .errors import (
     BackendError,
     BackendUnavailableError,
@@ -53,6 +53,7 @@ from .sql import QueryOptimizer
 
 __all__ = [
     "AlertRule",
+    "AsyncTieredCache",
     "BackendError",
     "BackendUnavailableError",
     "BreakerCallOutcome",
