@@ -507,7 +507,9 @@ class QueryOptimizer:
                 while len(self._reports) > self._max_reports:
                     del self._reports[next(iter(self._reports))]
             self._report_count += 1
-        if self.log_events:
+        if self.log_events and previous is None:
+            # Once per pattern (shape and call site): later occurrences are counted
+            # in the report and emitted as events, not logged again.
             _log.warning("N+1 query %s: %s", rec.shape_id, report.fix)
         if self.listeners:
             self.listeners.emit(NPlusOneDetected(self._source, at, report))
