@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 
 __all__ = [
     "KEYWORDS",
@@ -484,7 +485,8 @@ _SIMPLE_QUOTED = re.compile(r"[A-Za-z_\u0080-\U0010ffff][\w$]*")
 _BLOCK_COMMENT = re.compile(r"/\*(?:[^*/]|\*(?!/)|/(?!\*))*\*/")
 _LINE_COMMENT = re.compile(r"--[^\n]*")
 _HUG = re.compile(r" \((?<=[\w\"$`] \()")
-_PYFORMAT = re.compile(r"%\([^()]*\)[sbt]")
+_GLUED_END = re.compile(r"[\w$&]")  # a string glued to a word, a prefix or U&
+_PYFORMAT = re.compile(r"%\([^()']*\)[sbt]")
 _IN_ITEM = r"\?(?:::(?:[A-Za-z_\u0080-\U0010ffff][\w$]*|\"[^\"]*\"))*"
 _IN_ELEM = rf"(?:{_IN_ITEM}|\((?:{_IN_ITEM}(?:, {_IN_ITEM})*)?\))"
 _IN_LIST = re.compile(rf"IN\x01 \((?<![\w$]IN\x01 \()({_IN_ELEM})(?:, {_IN_ELEM})+\)")
@@ -567,16 +569,14 @@ def _canon(tok: str) -> str:
     return result
 
 
-def _positions(items: list[str], value: str) -> list[int]:
-    """Every index of ``value`` in ``items`` (``list.index`` does the scanning in C)."""
+def _positions(items: Sequence[str | None], value: str | None) -> list[int]:
+    """Every index of ``value`` in ``items`` (``count`` and ``index`` scan in C)."""
     found: list[int] = []
     i = -1
-    try:
-        while True:
-            i = items.index(value, i + 1)
-            found.append(i)
-    except ValueError:
-        return found
+    for _ in range(items.count(value)):
+        i = items.index(value, i + 1)
+        found.append(i)
+    return found
 
 
 def _is_value_end(t: str) -> bool:
@@ -595,6 +595,12 @@ def _strip_strings(sql: str) -> str:
     parts = sql.split("'")
     if not len(parts) & 1:
         raise _Bail  # an odd number of quotes: unterminated
+    if "''" not in sql:
+        # The common case, decided in C: no escaped quote, and no string
+        # glued to a word or a prefix (E'', X'', U&''...): one "?" per string.
+        kept = parts[0::2]
+        if _GLUED_END.search("".join([p[-1:] for p in kept[:-1]])) is None:
+            return " ? ".join(kept)
     out = [parts[0]]
     last = len(parts) - 1
     i = 2
@@ -700,10 +706,14 @@ def _fast_fingerprint(sql: str) -> str:
         s = _LINE_COMMENT.sub(" ", _BLOCK_COMMENT.sub(" ", s))
         if "/*" in s or "*/" in s:
             raise _Bail
+    if "%(" in s:
+        # before the strings go: a name may not hold a quote, a parenthesis or
+        # a string boundary, and anything else is left to the general path
+        s = _PYFORMAT.sub("?", s)
+        if "%(" in s:
+            raise _Bail
     if "'" in s:
         s = _strip_strings(s)
-    if "%(" in s:
-        s = _PYFORMAT.sub("?", s)
     if "(" in s or ")" in s:
         if s.count("(") != s.count(")"):
             raise _Bail

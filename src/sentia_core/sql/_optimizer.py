@@ -41,7 +41,6 @@ from sentia_core._validate import (
     check_int,
     check_name,
     check_non_negative,
-    check_positive,
 )
 from sentia_core.errors import ConfigError
 
@@ -105,7 +104,8 @@ class QueryOptimizer:
     Args:
         name: names the optimizer in events (``source="sql:<name>"``) and logs.
         slow_query_threshold: seconds; an execution at or above it is a slow
-            query (recorded, logged, emitted). Default 1.0.
+            query (recorded, logged, emitted). Default 1.0; 0 makes every
+            execution slow (debugging); ``math.inf`` turns the check off.
         sample_rate: fraction (0..1) of executions whose call site is sampled
             into the shape's statistics. Default 0.1.
         nplusone_threshold: executions of one SELECT shape from one call site
@@ -155,7 +155,7 @@ class QueryOptimizer:
         rng: random.Random | None = None,
     ) -> None:
         self.name = check_name("name", name)
-        self.slow_query_threshold = check_positive(
+        self.slow_query_threshold = check_non_negative(
             "slow_query_threshold", slow_query_threshold, allow_inf=True
         )
         self.sample_rate = check_fraction("sample_rate", sample_rate)
@@ -201,7 +201,8 @@ class QueryOptimizer:
 
         self._lock = threading.Lock()  # guards shapes, the cache's shape, counters
         self._by_sql: dict[str, _ShapeRecord] = {}
-        self._shapes: dict[str, _ShapeRecord] = {}
+        self._shapes: dict[str, _ShapeRecord] = {}  # by shape id
+        self._by_fp: dict[str, _ShapeRecord] = {}  # the same, by fingerprint
         self._slow: deque[SlowQuery] = deque(maxlen=max_slow)
         self._reports: dict[tuple[str, str], NPlusOneReport] = {}
         self._max_reports = max_rep
@@ -336,42 +337,58 @@ class QueryOptimizer:
     def _learn(self, sql: object) -> _ShapeRecord | None:
         """First sight of a text: fingerprint it and find or make its shape."""
         try:
-            text = sql if isinstance(sql, str) else _coerce_sql(sql)
-            if text is not sql:
+            if isinstance(sql, str):
+                text = sql
+            else:
+                text = _coerce_sql(sql)
                 rec = self._by_sql.get(text)
                 if rec is not None:
                     return rec
             fp, malformed = fingerprint_ex(text)
-            sid = shape_id(fp)
-            now = self._monotonic()
-            with self._lock:
-                rec = self._shapes.get(sid)
-                if rec is None:
-                    sample = redact(text)
-                    if len(sample) > _SAMPLE_LIMIT:
-                        sample = sample[:_SAMPLE_LIMIT] + " ..."
-                    kind = statement_kind(fp)
-                    rec = _ShapeRecord(
-                        sid, fp, kind=kind, sample=sample, malformed=malformed, now=now
-                    )
-                    self._shapes[sid] = rec
-                    if len(self._shapes) > self.max_shapes:
-                        self._evict(keep=rec)
-                elif malformed:
-                    rec.malformed = True
-                if malformed:
-                    self._malformed += 1
-                if len(text) <= self.max_statement_length and self.max_cached_statements:
-                    cache = self._by_sql
-                    if len(cache) >= self.max_cached_statements:
-                        items = list(cache.items())
-                        cache = dict(items[len(items) // 2 :])
-                        self._by_sql = cache
-                    cache[text] = rec
+            rec = self._by_fp.get(fp)
+            if rec is None or malformed:
+                rec = self._shape_for(text, fp, malformed)
+            if self.max_cached_statements and len(text) <= self.max_statement_length:
+                cache = self._by_sql
+                if len(cache) >= self.max_cached_statements:
+                    with self._lock:  # keep the newer half (dicts keep insertion order)
+                        items = list(self._by_sql.items())
+                        cache = self._by_sql = dict(items[len(items) // 2 :])
+                cache[text] = rec
+                if rec.evicted:  # evicted meanwhile: do not cache a dead shape
+                    cache.pop(text, None)
             return rec
         except Exception:  # never let a statement break the application
             self._errors += 1
             return None
+
+    def _shape_for(self, text: str, fp: str, malformed: bool) -> _ShapeRecord:
+        """The shape of ``fp``, made under the lock when it is new."""
+        with self._lock:
+            if malformed:
+                self._malformed += 1
+            rec = self._by_fp.get(fp)
+            if rec is not None:
+                if malformed:
+                    rec.malformed = True
+                return rec
+            sid = shape_id(fp)
+            sample = redact(text)
+            if len(sample) > _SAMPLE_LIMIT:
+                sample = sample[:_SAMPLE_LIMIT] + " ..."
+            rec = _ShapeRecord(
+                sid,
+                fp,
+                kind=statement_kind(fp),
+                sample=sample,
+                malformed=malformed,
+                now=self._monotonic(),
+            )
+            self._shapes[sid] = rec
+            self._by_fp[fp] = rec
+            if len(self._shapes) > self.max_shapes:
+                self._evict(keep=rec)
+            return rec
 
     def _evict(self, keep: _ShapeRecord) -> None:
         # Called under self._lock with one shape too many: drop the least
@@ -387,6 +404,7 @@ class QueryOptimizer:
             rec.drain()
             rec.evicted = True
             del shapes[rec.shape_id]
+            self._by_fp.pop(rec.fingerprint, None)
             self._evicted += 1
             self._evicted_calls += rec.calls
             self._evicted_time += rec.total_time
@@ -664,6 +682,7 @@ class QueryOptimizer:
             for rec in self._shapes.values():
                 rec.evicted = True
             self._shapes = {}
+            self._by_fp = {}
             self._by_sql = {}
             self._slow.clear()
             self._reports = {}
