@@ -9,9 +9,11 @@ test_redis_faults.py.
 
 from __future__ import annotations
 
+import json
 import math
 import pickle
 import random
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -512,3 +514,40 @@ def test_envelope_tags_reach_the_reader_l1(make: Callable[..., TieredCache]) -> 
     assert reader.get("k") == 1  # filled from Redis, with its tags
     assert reader._core.invalidate_tags(("p:1",)) == 1  # a local-only tag drop finds it
     assert encode_tags(("p:1",))
+
+
+class TestLostMessages:
+    def test_a_gap_in_another_publisher_s_numbers_clears_the_l1(
+        self, make: Callable[..., TieredCache], raw: Any
+    ) -> None:
+        cache = make()
+        cache.set("k", 1)
+        assert "k" in cache._core.layer.data
+
+        def message(seq: int) -> bytes:
+            body = {"v": 1, "p": "other", "s": seq, "k": "keys", "d": ["unrelated"], "t": 0}
+            return json.dumps(body).encode()
+
+        raw.publish(f"{NS}:invalidate", message(1))
+        raw.publish(f"{NS}:invalidate", message(1000))  # 998 announcements never arrived
+        assert eventually(lambda: cache.stats().redis.gaps == 1)  # type: ignore[union-attr]
+        assert "k" not in cache._core.layer.data  # it may have missed an invalidation of k
+        assert cache.stats().redis.l1_flushes == 1  # type: ignore[union-attr]
+        assert cache.get("k") == 1  # from Redis, fresh
+
+    def test_while_the_channel_is_down_l1_entries_live_at_most_disconnected_ttl(
+        self, make: Callable[..., TieredCache], clock: ManualClock
+    ) -> None:
+        cache = make(ttl=100, disconnected_ttl=2)
+        cache.set("before", 1)
+        backend = cache._redis
+        backend._lost()  # what the listener does when its subscription goes silent
+        assert cache.degraded
+        assert "before" not in cache._core.layer.data  # cleared when the loss is noticed
+        cache.set("during", 1)
+        assert cache._core.layer.data["during"].expires == clock.monotonic() + 2
+        backend._subscribed(time.monotonic())  # the subscription is back
+        assert not cache.degraded
+        assert "during" not in cache._core.layer.data  # cleared again on reconnection
+        cache.set("after", 1)
+        assert cache._core.layer.data["after"].expires == clock.monotonic() + 100
