@@ -99,7 +99,7 @@ def test_a_postgres_log(tmp_path: Path) -> None:
     proc = sentia_here("analyze", str(path), "--slow-threshold", "1")
     assert proc.returncode == 0, proc.stderr
     assert "(pglog): 4 statements" in proc.stdout
-    assert "Slow queries (>= 1 s): 1 executions of 1 shapes" in proc.stdout
+    assert "Slow queries (>= 1 s): 1 execution of 1 shape" in proc.stdout
     assert "SELECT v FROM t WHERE v = ?" in proc.stdout
     assert "zqsecret" not in proc.stdout
 

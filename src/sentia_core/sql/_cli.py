@@ -280,7 +280,8 @@ def _print_text(out: TextIO, r: _Result) -> None:
     stats = opt.stats()
     w = out.write
     w(
-        f"{args.file} ({r.fmt}): {r.statements} statements, {stats.distinct_shapes} shapes, "
+        f"{args.file} ({r.fmt}): {_plural(r.statements, 'statement')}, "
+        f"{_plural(stats.distinct_shapes, 'shape')}, "
         f"{stats.total_time:.3f} s in total"
         + (f", {stats.malformed_statements} malformed" if stats.malformed_statements else "")
         + "\n"
@@ -301,7 +302,8 @@ def _print_text(out: TextIO, r: _Result) -> None:
     if not slow:
         w("none\n")
     else:
-        w(f"{sum(s.slow_calls for s in slow)} executions of {len(slow)} shapes\n")
+        n = sum(s.slow_calls for s in slow)
+        w(f"{_plural(n, 'execution')} of {_plural(len(slow), 'shape')}\n")
         for s in sorted(slow, key=lambda s: -s.max_time)[: args.top]:
             w(
                 f"  {s.slow_calls:>8} x  max {s.max_time:.3f} s  {s.shape_id}  "
@@ -322,6 +324,10 @@ def _print_text(out: TextIO, r: _Result) -> None:
             w(f"  [{mark}] {v.ddl};\n      {v.verdict}\n")
     if r.db_error is not None:
         w(f"\n(database: {r.db_error})\n")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _rank_by(opt: QueryOptimizer) -> str:
