@@ -558,3 +558,72 @@ class TestLostMessages:
         assert "during" not in cache._core.layer.data  # cleared again on reconnection
         cache.set("after", 1)
         assert cache._core.layer.data["after"].expires == clock.monotonic() + 100
+
+
+class _Hooked(CountingRedis):
+    """Runs ``hook()`` once, just before the first pipeline writing ``key`` executes."""
+
+    def __init__(self, inner: Any, key: bytes, hook: Callable[[], object]) -> None:
+        super().__init__(inner)
+        self.key = key
+        self.hook: Callable[[], object] | None = hook
+
+    def pipeline(self, transaction: bool = True) -> Any:
+        pipe = super().pipeline(transaction)
+        execute = pipe.execute
+        owner = self
+
+        class Pipe:
+            def execute_command(self, *args: Any, **kw: Any) -> Any:
+                pipe.execute_command(*args, **kw)
+                if owner.key in args and owner.hook is not None:
+                    self.fire = True
+                return self
+
+            def execute(self, raise_on_error: bool = True) -> Any:
+                if getattr(self, "fire", False) and owner.hook is not None:
+                    hook, owner.hook = owner.hook, None
+                    hook()  # the invalidation reaches Redis first
+                return execute(raise_on_error=raise_on_error)
+
+        return Pipe()
+
+
+class TestFillsRacingInvalidations:
+    """A loaded value written to Redis *after* an invalidation that followed the
+    database change would be stale: it is taken back (aiocache#95, across the L2)."""
+
+    def test_an_invalidation_from_this_process_landing_first_is_not_undone(
+        self, make: Callable[..., TieredCache], raw: Any
+    ) -> None:
+        holder: list[TieredCache] = []
+        client = _Hooked(raw, _vkey("k"), lambda: holder[0].delete("k"))
+        cache = make(client=client)
+        holder.append(cache)
+        assert cache.get_or_set("k", lambda: "loaded before the change") == (
+            "loaded before the change"
+        )
+        assert raw.get(_vkey("k")) is None  # taken back at once
+        assert cache.get("k") is None
+
+    def test_an_invalidation_from_another_process_landing_first_is_not_undone(
+        self, make: Callable[..., TieredCache], raw: Any
+    ) -> None:
+        other = make()
+        client = _Hooked(raw, _vkey("k"), lambda: other.invalidate_tags("t"))
+        cache = make(client=client)
+        assert cache.get_or_set("k", lambda: "stale", tags=("t",)) == "stale"
+        # taken back when the other process's announcement arrives (or at once)
+        assert eventually(lambda: raw.get(_vkey("k")) is None)
+        assert eventually(lambda: "k" not in cache._core.layer.data)
+
+    def test_a_newer_write_by_another_process_is_never_taken_back(
+        self, make: Callable[..., TieredCache], raw: Any
+    ) -> None:
+        loader = make()
+        writer = make()
+        assert loader.get_or_set("k", lambda: "loaded") == "loaded"
+        writer.set("k", "newer")  # announced: loader's recent fill matches the key
+        assert eventually(lambda: "k" not in loader._core.layer.data)
+        assert eventually(lambda: not loader._core.repairs)
+        assert loader.get("k") == "newer"

@@ -102,6 +102,10 @@ _INF = math.inf
 _PAYLOAD = operator.itemgetter(0)  # of a StoredValue
 _ERROR = operator.itemgetter(3)
 
+#: Seconds a loaded value written to the backend is remembered, so that an
+#: invalidation announced by another process a little later can delete it again.
+FILL_GRACE = 2.0
+
 #: At most this many stale-while-revalidate refreshes run at once per cache;
 #: beyond it a stale value is served without starting another refresh.
 MAX_REFRESHES = 8
@@ -269,6 +273,11 @@ class CacheCore:
         #: the longest an L1 entry may live right now (a Redis L2 lowers it while
         #: its invalidation channel is down; see _redis_backend.py)
         self.cap = _INF
+        #: loaded values being written to the backend, and those written in the
+        #: last FILL_GRACE seconds (see "fills racing invalidations")
+        self.writing: dict[str, Flight] = {}
+        self.recent: dict[str, tuple[float, tuple[str, ...], str]] = {}
+        self.repairs: list[tuple[str, str]] = []
         #: counts hits lock-free (next() on it is one C call); never replaced,
         #: so the readers built by make_reader keep counting after reset_stats
         self._hits = itertools.count()
@@ -698,11 +707,71 @@ class CacheCore:
         flight = self.flights.pop(key, None)
         if flight is not None:
             flight.poisoned = True
+        if self.writing:
+            flight = self.writing.get(key)
+            if flight is not None:
+                flight.poisoned = True
 
     def _poison(self, pred: Callable[[Flight], bool]) -> None:
         flights = self.flights
         for key in [k for k, f in flights.items() if pred(f)]:
             flights.pop(key).poisoned = True
+        for flight in self.writing.values():
+            if pred(flight):
+                flight.poisoned = True
+
+    # -- fills racing invalidations ------------------------------------------------
+    #
+    # A loaded value reaches the backend after complete() released the lock. An
+    # invalidation (local, or announced by another process) can reach the
+    # backend *before* that write lands, leaving a value loaded before the
+    # change in the L2. So a fill being written stays in ``writing`` and is
+    # poisoned like a flight; its writer then takes it back (written()). And an
+    # announcement can arrive *after* the write landed: fills written within
+    # the last FILL_GRACE seconds are remembered in ``recent``, and a remote
+    # invalidation (or a flush) matching one hands it to the listener
+    # (take_repairs()). Taking a fill back is conditional: the backend deletes
+    # the key only if it still holds that very payload (by digest), so a newer
+    # write by anyone else is never lost.
+
+    def written(self, flight: Flight, digest: str) -> bool:
+        """The leader's backend write of its loaded value (payload ``digest``)
+        returned. True: an invalidation raced it; take it back."""
+        now = self.now()
+        with self.lock:
+            if self.writing.get(flight.key) is flight:
+                del self.writing[flight.key]
+            if flight.poisoned:
+                return True
+            recent = self.recent
+            recent.pop(flight.key, None)
+            recent[flight.key] = (now, flight.tags, digest)
+            limit = now - FILL_GRACE
+            while recent:
+                first = next(iter(recent))
+                if recent[first][0] > limit:
+                    break
+                del recent[first]
+            return False
+
+    def _repair(self, pred: Callable[[str, tuple[str, ...]], bool]) -> None:
+        """Hand recent fills matching ``pred`` to take_repairs() (caller holds the lock)."""
+        recent = self.recent
+        if not recent:
+            return
+        limit = self.now() - FILL_GRACE
+        doomed = [
+            (k, digest) for k, (at, tags, digest) in recent.items() if at > limit and pred(k, tags)
+        ]
+        for key, _ in doomed:
+            del recent[key]
+        self.repairs.extend(doomed)
+
+    def take_repairs(self) -> list[tuple[str, str]]:
+        """``(key, payload digest)`` of fills the listener must take back (see above)."""
+        with self.lock:
+            repairs, self.repairs = self.repairs, []
+            return repairs
 
     def delete(self, keys: Sequence[str], *, origin: Origin = "local") -> int:
         """Remove keys from the L1 (and poison their flights); returns how many were held.
@@ -721,6 +790,9 @@ class CacheCore:
                 self._poison_key(key)
                 if pop(key) is not None:
                     n += 1
+            if origin == "remote" and self.recent:
+                wanted = frozenset(keys)
+                self._repair(lambda k, t: k in wanted)
             if origin != "quiet":
                 self.invalidated += n
             log = self._take_log()
@@ -737,6 +809,8 @@ class CacheCore:
             self.epoch += 1
             self.layer.purge(now)
             self._poison(lambda f: not wanted.isdisjoint(f.tags))
+            if origin == "remote":
+                self._repair(lambda k, t: not wanted.isdisjoint(t))
             keys = self.layer.keys_tagged(tags)
             pop = self.layer.pop
             for key in keys:
@@ -758,6 +832,8 @@ class CacheCore:
             self.epoch += 1
             self.layer.purge(now)
             self._poison(lambda f: match(f.key))
+            if origin == "remote":
+                self._repair(lambda k, t: match(k))
             keys = [k for k in self.layer.data if match(k)]
             pop = self.layer.pop
             for key in keys:
@@ -777,6 +853,8 @@ class CacheCore:
             self.epoch += 1
             self.layer.purge(now)
             self._poison(lambda f: True)
+            if origin == "remote":  # another process's clear, or a flush
+                self._repair(lambda k, t: True)
             n = self.layer.clear()
             if origin != "quiet" and kind == "clear":
                 self.invalidated += n
@@ -899,6 +977,8 @@ class CacheCore:
                 self._count_payload(prepared)
                 self.sets += 1
                 self._put(prepared, now)
+                if self.backend is not None:
+                    self.writing[flight.key] = flight  # until written()
             else:
                 self.discarded += 1
             flight.settle(True, value)

@@ -58,6 +58,7 @@ until then the backend does not read from Redis (``_redis_backend.py``).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import threading
 from collections.abc import Callable, Generator, Iterable, Sequence
@@ -83,6 +84,7 @@ __all__ = [
     "Pending",
     "Plan",
     "Step",
+    "payload_digest",
 ]
 
 T = TypeVar("T")
@@ -189,6 +191,12 @@ local m = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
 if #m == 0 then return {0, 0} end
 redis.call('ZREM', KEYS[1], unpack(m))
 return {#m, redis.call('UNLINK', unpack(m))}
+"""
+
+#: Compare-and-delete: UNLINK the key only if it still holds exactly ARGV[1].
+CAS_DEL_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('UNLINK', KEYS[1]) end
+return 0
 """
 
 #: Release a lock only if it still holds our token.
@@ -594,6 +602,36 @@ class Plan:
             raise L2WriteError(f"Redis refused a delete: {error}") from error
         return existed
 
+    def unfill(self, fills: Sequence[tuple[str, str]]) -> Plan_[int]:
+        """Take back loaded values an invalidation raced: each qualified key is
+        deleted only if Redis still holds the payload with that digest -- read,
+        compared here, then deleted by a compare-and-delete script, so a newer
+        write by anyone is never lost -- and the deletions are announced."""
+        ql = self._qlen
+        users = [k[ql:] for k, _ in fills]
+        vkeys = [self.value_key(k) for k, _ in fills]
+        try:
+            replies = yield Batch([("GET", vk) for vk in vkeys])
+            cas: list[tuple[Any, ...]] = []
+            gone: list[str] = []
+            for user, vk, (_, digest), raw in zip(users, vkeys, fills, replies, strict=True):
+                if raw.__class__ is not bytes:
+                    continue
+                try:
+                    _, _, payload = decode(raw)
+                except PayloadError:
+                    continue
+                if payload_digest(payload) == digest:
+                    cas.append(("EVAL", CAS_DEL_SCRIPT, 1, vk, raw))
+                    gone.append(user)
+            if not cas:
+                return 0
+            replies = yield Batch(cas + self._publish("keys", tuple(gone)))
+        except BaseException:
+            self.pending.add("keys", users)  # unsure: delete them for good later
+            raise
+        return sum(1 for r in replies[: len(cas)] if r == 1)
+
     # -- bulk invalidation ----------------------------------------------------------
 
     def invalidate_tags(self, qtags: Sequence[str], *, record: bool = True) -> Plan_[int]:
@@ -780,6 +818,11 @@ _MAGIC_AND_TAGS = itemgetter(0, 2)
 _DEADLINE = itemgetter(1)
 _PLAIN = {(MAGIC, 0)}
 _new_stored = partial(tuple.__new__, StoredValue)
+
+
+def payload_digest(payload: bytes) -> str:
+    """A fingerprint of a payload (to recognize one's own write in Redis)."""
+    return hashlib.sha1(payload, usedforsecurity=False).hexdigest()
 
 
 def _scan_reply(reply: Any) -> tuple[int, list[bytes]]:

@@ -63,6 +63,7 @@ from ._core import MISS, CacheCore, Hit, Join, L1Store, Lead, Prepared, ServeSta
 from ._flight import Flight
 from ._glob import compile_glob, escape_glob
 from ._keys import check_key, check_tags, function_key, function_tags, is_method
+from ._l2 import payload_digest
 from ._policy import EvictionPolicy
 from ._types import CacheStats
 
@@ -558,6 +559,9 @@ class CacheOps:
         flight.wake()
         if stored and self._backend is not None:
             yield from self._write_op((prepared,))
+            digest = payload_digest(prepared.payload or b"")
+            if core.written(flight, digest):  # an invalidation raced the write
+                yield from self._repair_op([(flight.key, digest)])
         if token is not None:
             yield from self._unlock_op(flight.key, token)
         return value
@@ -598,6 +602,22 @@ class CacheOps:
                 core.count_remote_coalesced()
                 return value, None
             delay = min(delay * 2, POLL_MAX)
+
+    def _repair_op(self, fills: list[tuple[str, str]]) -> Op[None]:
+        """Take back loaded values an invalidation raced (see ``_core.written``):
+        only where the backend still holds them (``unfill``), or a plain delete
+        for a backend without it."""
+        core = self._core
+        prefix = core.namespace + ":"
+        try:
+            if hasattr(self._backend, "unfill"):
+                yield Call("unfill", ([(prefix + k, d) for k, d in fills],))
+            else:
+                yield Call("delete_many", ([prefix + k for k, _ in fills],))
+        except CircuitOpenError:
+            core.count_skipped()
+        except Exception as exc:
+            core.count_backend_error(fills[0][0], exc)
 
     def _unlock_op(self, key: str, token: bytes) -> Op[None]:
         try:

@@ -87,6 +87,10 @@ class InvalidationSink(Protocol):
         """Keep new L1 entries at most ``ttl`` seconds (None: no cap)."""
         ...
 
+    def take_repairs(self) -> list[tuple[str, str]]:
+        """``(key, payload digest)`` of recent fills an invalidation raced: take them back."""
+        ...
+
 
 def _record_exceptions() -> tuple[type[BaseException], ...]:
     import redis.exceptions as rexc
@@ -234,6 +238,10 @@ class _RedisBase:
         if self.bus.silent(now):
             raise _ChannelSilent("no message or pong within heartbeat + timeout")
         return self.bus.ping_due(now)
+
+    def sink_repairs(self) -> bool:
+        """Whether the cache core has fills to delete again (a cheap unlocked peek)."""
+        return self.sink is not None and bool(getattr(self.sink, "repairs", None))
 
     def _replayed(self, done: list[tuple[NoticeKind, tuple[str, ...]]]) -> None:
         # another thread may have read a replayed key from Redis before the
@@ -403,6 +411,11 @@ class RedisBackend(_RedisBase):
         """Release the load lock if it still holds ``token``."""
         self._call(self._execute_command, *self.plan.unlock_command(key, token))
 
+    def unfill(self, fills: Sequence[tuple[str, str]]) -> int:
+        """Delete qualified keys still holding the payloads with these digests."""
+        self._ready("keys", self._unq([k for k, _ in fills]))
+        return self._run(self.plan.unfill(fills))
+
     # -- the listener ------------------------------------------------------------
 
     def start(self, wait: float) -> None:
@@ -446,11 +459,14 @@ class RedisBackend(_RedisBase):
                             self._subscribed(now)
                             self._first.set()
                             self._replay_quietly()
-                    if confirmed:
-                        if self._tick(now):
-                            pubsub.ping()
-                    elif now - started > bus.heartbeat + bus.timeout:
-                        raise _ChannelSilent("subscription not confirmed")
+                    if not confirmed:
+                        if now - started > bus.heartbeat + bus.timeout:
+                            raise _ChannelSilent("subscription not confirmed")
+                        continue
+                    if self._tick(now):
+                        pubsub.ping()
+                    if self.sink_repairs():
+                        self._repair_quietly()
             except Exception as exc:
                 if not stop.is_set():
                     _log.debug("cache %s: invalidation channel lost: %r", self.plan.namespace, exc)
@@ -468,6 +484,14 @@ class RedisBackend(_RedisBase):
         if self.plan.pending.waiting:
             with contextlib.suppress(Exception):
                 self._ready()
+
+    def _repair_quietly(self) -> None:
+        assert self.sink is not None
+        fills = self.sink.take_repairs()
+        if fills:
+            prefix = self.plan.namespace + ":"
+            with contextlib.suppress(Exception):  # a failure is journaled by the plan
+                self._run(self.plan.unfill([(prefix + k, d) for k, d in fills]))
 
     def close(self, timeout: float | None = 5.0) -> None:
         """Stop the listener and, if the cache built the client, close it."""
@@ -593,6 +617,11 @@ class AsyncRedisBackend(_RedisBase):
         """Release the load lock if it still holds ``token``."""
         await self._call(self._execute_command, *self.plan.unlock_command(key, token))
 
+    async def unfill(self, fills: Sequence[tuple[str, str]]) -> int:
+        """Delete qualified keys still holding the payloads with these digests."""
+        await self._ready("keys", self._unq([k for k, _ in fills]))
+        return await self._run(self.plan.unfill(fills))
+
     # -- the listener ------------------------------------------------------------
 
     async def start(self, wait: float) -> None:
@@ -653,11 +682,18 @@ class AsyncRedisBackend(_RedisBase):
                             if self.plan.pending.waiting:
                                 with contextlib.suppress(Exception):
                                     await self._ready()
-                    if confirmed:
-                        if self._tick(now):
-                            await pubsub.ping()
-                    elif now - started > bus.heartbeat + bus.timeout:
-                        raise _ChannelSilent("subscription not confirmed")
+                    if not confirmed:
+                        if now - started > bus.heartbeat + bus.timeout:
+                            raise _ChannelSilent("subscription not confirmed")
+                        continue
+                    if self._tick(now):
+                        await pubsub.ping()
+                    if self.sink_repairs():
+                        assert self.sink is not None
+                        fills = self.sink.take_repairs()
+                        prefix = self.plan.namespace + ":"
+                        with contextlib.suppress(Exception):  # journaled by the plan
+                            await self._run(self.plan.unfill([(prefix + k, d) for k, d in fills]))
             except Exception as exc:
                 _log.debug("cache %s: invalidation channel lost: %r", self.plan.namespace, exc)
             finally:
