@@ -39,4 +39,4 @@ def test_an_unknown_integration_name_is_an_attribute_error() -> None:
     import pytest
 
     with pytest.raises(AttributeError):
-        integrations.instrument_django  # noqa: B018
+        integrations.instrument_cobol  # noqa: B018

@@ -5,6 +5,9 @@
   :class:`~sentia_core.sql.QueryOptimizer`.
 * :func:`instrument_sqlalchemy`: the same for a SQLAlchemy engine, through its
   cursor events.
+* :func:`instrument_django` and :class:`QueryUnitMiddleware`: the same for
+  Django (an ``execute_wrapper`` on every connection; a unit of work per
+  request).
 * :class:`SentiaASGIMiddleware` / :class:`SentiaWSGIMiddleware`: a query unit of
   work per request, request timing into the monitor, an optional rate-limit tier.
 
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
         wrap_async_connection,
         wrap_connection,
     )
+    from ._django import QueryUnitMiddleware, instrument_django
     from ._sqlalchemy import instrument_sqlalchemy
     from ._web import SentiaASGIMiddleware, SentiaWSGIMiddleware
 
@@ -34,8 +38,10 @@ __all__ = [
     "AsyncInstrumentedCursor",
     "InstrumentedConnection",
     "InstrumentedCursor",
+    "QueryUnitMiddleware",
     "SentiaASGIMiddleware",
     "SentiaWSGIMiddleware",
+    "instrument_django",
     "instrument_sqlalchemy",
     "wrap_async_connection",
     "wrap_connection",
@@ -51,6 +57,8 @@ _WHERE = {
     "wrap_async_connection": "._dbapi",
     "wrap_connection": "._dbapi",
     "instrument_sqlalchemy": "._sqlalchemy",
+    "instrument_django": "._django",
+    "QueryUnitMiddleware": "._django",
 }
 
 
