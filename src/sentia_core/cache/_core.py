@@ -105,6 +105,8 @@ _ERROR = operator.itemgetter(3)
 #: Seconds a loaded value written to the backend is remembered, so that an
 #: invalidation announced by another process a little later can delete it again.
 FILL_GRACE = 2.0
+#: ...and at most this many of them (the oldest are forgotten first).
+MAX_RECENT_FILLS = 100_000
 
 #: At most this many stale-while-revalidate refreshes run at once per cache;
 #: beyond it a stale value is served without starting another refresh.
@@ -749,7 +751,7 @@ class CacheCore:
             limit = now - FILL_GRACE
             while recent:
                 first = next(iter(recent))
-                if recent[first][0] > limit:
+                if recent[first][0] > limit and len(recent) <= MAX_RECENT_FILLS:
                     break
                 del recent[first]
             return False
