@@ -3,7 +3,10 @@
 Every operation is a generator in ``_ops.py``; this module runs them with
 plain calls (:meth:`TieredCache._run`): backend methods called directly, the
 loader called, a thread waiting on a flight's ``Event``, ``clock.sleep``,
-background refreshes on threads. Coroutine functions decorated with
+background refreshes on threads. The two read paths (``get`` after an L1
+miss, ``get_many``) call the same shared steps one after the other instead:
+on a Redis hit, driving a generator would cost more than the rest of the
+cache's work. Coroutine functions decorated with
 :meth:`TieredCache.cached` run the same operations through the shared async
 runner (the backend is still called synchronously). See ``_core.py`` and
 ``_ops.py`` for the theory of operation.
