@@ -243,3 +243,16 @@ class TestPendingJournal:
         pending.add("clear", ())
         pending.add("keys", ["more"])  # a clear subsumes everything after it too
         assert pending.size() == 1
+
+
+class TestStoredBatch:
+    def test_a_batch_builds_its_stored_values_only_when_indexed(self) -> None:
+        from sentia_core.cache import StoredBatch, StoredValue
+
+        batch = StoredBatch([b"a", b"b"], [3000.0, 5000.0], now=1000.0, scale=0.001)
+        assert batch.payloads == [b"a", b"b"]
+        assert batch._items is None
+        assert len(batch) == 2
+        assert batch[1] == StoredValue(b"b", 4.0)
+        assert list(batch) == [StoredValue(b"a", 2.0), StoredValue(b"b", 4.0)]
+        assert batch[:1] == [StoredValue(b"a", 2.0)]

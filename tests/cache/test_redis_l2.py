@@ -176,6 +176,20 @@ class TestReadPath:
         assert reader.get_many(["k1", "k2"]) == {"k1": 1, "k2": 2}
         assert counting.round_trips == 0  # filled into the L1 by the MGET
 
+    def test_get_many_fills_the_l1_for_each_remaining_ttl(
+        self, make: Callable[..., TieredCache], clock: ManualClock
+    ) -> None:
+        writer = make(ttl=100, redis_ttl=100)
+        writer.set("short", 1, ttl=5)
+        writer.set("long", 2, ttl=50)
+        reader = make(ttl=100, redis_ttl=100)  # subscribed after the writes: no news
+        clock.advance(1)
+        assert reader.get_many(["short", "long"]) == {"short": 1, "long": 2}
+        data = reader._core.layer.data
+        now = clock.monotonic()
+        assert data["short"].expires == pytest.approx(now + 4, abs=0.01)
+        assert data["long"].expires == pytest.approx(now + 49, abs=0.01)
+
 
 class TestWritePath:
     def test_a_set_with_tags_is_one_pipeline_including_the_announcement(

@@ -6,7 +6,7 @@ See ``docs/cache.md``. Everything public is re-exported here.
 """
 
 from ._async import AsyncCachedFunction, AsyncTieredCache
-from ._backend import AsyncCacheBackend, BackendWrite, CacheBackend, StoredValue
+from ._backend import AsyncCacheBackend, BackendWrite, CacheBackend, StoredBatch, StoredValue
 from ._codec import Codec, JsonSerializer, PickleSerializer, Serializer
 from ._errors import CorruptPayloadError, InvalidKeyError, PayloadError, UntrustedPayloadError
 from ._glob import InvalidPatternError, compile_glob, escape_glob
@@ -48,6 +48,7 @@ __all__ = [
     "PickleSerializer",
     "RedisStats",
     "Serializer",
+    "StoredBatch",
     "StoredValue",
     "TieredCache",
     "UntrustedPayloadError",

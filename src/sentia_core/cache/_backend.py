@@ -24,13 +24,13 @@ Redis L2 (``redis=``) implements both.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, overload, runtime_checkable
 
 from ._errors import PayloadError
 
-__all__ = ["AsyncCacheBackend", "BackendWrite", "CacheBackend", "StoredValue"]
+__all__ = ["AsyncCacheBackend", "BackendWrite", "CacheBackend", "StoredBatch", "StoredValue"]
 
 
 class StoredValue(NamedTuple):
@@ -52,6 +52,56 @@ class StoredValue(NamedTuple):
     ttl: float
     tags: tuple[str, ...] = ()
     error: PayloadError | None = None
+
+
+class StoredBatch(Sequence[StoredValue]):
+    """A batch read in which every key was found, unexpired and untagged.
+
+    What a backend may return from ``get_many`` in that (common) case: the
+    cache decodes ``payloads`` in one pass, and the :class:`StoredValue` items
+    are only built if someone indexes the batch (filling an L1 does).
+
+    Args:
+        payloads: one payload per key, in order.
+        deadlines: when each expires, in the units of ``now``.
+        now: the reading's time; ``scale`` converts the difference to seconds.
+    """
+
+    __slots__ = ("_deadlines", "_items", "_now", "_scale", "payloads")
+
+    def __init__(
+        self, payloads: list[bytes], deadlines: list[float], now: float, scale: float = 1.0
+    ) -> None:
+        self.payloads = payloads
+        self._deadlines = deadlines
+        self._now = now
+        self._scale = scale
+        self._items: list[StoredValue] | None = None
+
+    def _built(self) -> list[StoredValue]:
+        items = self._items
+        if items is None:
+            now, scale = self._now, self._scale
+            items = self._items = [
+                StoredValue(p, (d - now) * scale)
+                for p, d in zip(self.payloads, self._deadlines, strict=True)
+            ]
+        return items
+
+    def __len__(self) -> int:
+        return len(self.payloads)
+
+    @overload
+    def __getitem__(self, index: int) -> StoredValue: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[StoredValue]: ...
+
+    def __getitem__(self, index: int | slice) -> StoredValue | list[StoredValue]:
+        return self._built()[index]
+
+    def __iter__(self) -> Iterator[StoredValue]:
+        return iter(self._built())
 
 
 @dataclass(frozen=True, slots=True)

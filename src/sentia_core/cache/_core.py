@@ -55,7 +55,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-import operator
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -67,7 +66,7 @@ from sentia_core._events import Event, Listeners
 from sentia_core._validate import check_int, check_non_negative
 from sentia_core.errors import ConfigError
 
-from ._backend import BackendWrite, CacheBackend, StoredValue
+from ._backend import BackendWrite, CacheBackend, StoredBatch, StoredValue
 from ._codec import Codec
 from ._errors import InvalidKeyError, PayloadError, UntrustedPayloadError
 from ._flight import Flight
@@ -99,8 +98,6 @@ __all__ = [
 ]
 
 _INF = math.inf
-_PAYLOAD = operator.itemgetter(0)  # of a StoredValue
-_ERROR = operator.itemgetter(3)
 
 #: Seconds a loaded value written to the backend is remembered, so that an
 #: invalidation announced by another process a little later can delete it again.
@@ -534,11 +531,11 @@ class CacheCore:
         decode = self.decode
         loads = self.codec.loads
         fill = self._fill if self.max_items else None
-        items: Sequence[Any] = stored
-        if fill is None and None not in items and not any(map(_ERROR, items)):
+        if fill is None and stored.__class__ is StoredBatch:
             # the common batch, no L1 to fill: decode in one C-level map
             try:
-                found = dict(zip(keys, map(loads, map(_PAYLOAD, items)), strict=True))
+                payloads = stored.payloads
+                found = dict(zip(keys, map(loads, payloads), strict=True))
             except PayloadError:
                 found = {}  # someone's payload is bad: key by key below, counting it
             else:

@@ -63,15 +63,13 @@ import math
 import threading
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
-from itertools import repeat
 from operator import itemgetter
 from typing import Any, Final, NamedTuple, TypeVar
 
 from sentia_core._clock import Clock
 from sentia_core.errors import BackendError
 
-from ._backend import BackendWrite, StoredValue
+from ._backend import BackendWrite, StoredBatch, StoredValue
 from ._bus import Bus, NoticeKind
 from ._envelope import HEAD, HEADER_SIZE, MAGIC, decode, decode_tags, encode, encode_tags
 from ._errors import CorruptPayloadError, PayloadError
@@ -439,7 +437,7 @@ class Plan:
         except PayloadError as exc:
             return StoredValue(b"", 0.0, (), exc)
 
-    def get_many(self, qkeys: Sequence[str]) -> Plan_[list[StoredValue | None]]:
+    def get_many(self, qkeys: Sequence[str]) -> Plan_[Sequence[StoredValue | None]]:
         """One ``MGET`` (one per slot on a cluster) for ``qkeys``."""
         known = self._vkeys.get
         value_key = self.value_key
@@ -458,26 +456,30 @@ class Plan:
             found.update(zip(group, reply, strict=True))
         return self._stored_many([found[k] for k in vkeys])
 
-    def _stored_many(self, replies: Sequence[object]) -> list[StoredValue | None]:
+    def _stored_many(self, replies: Sequence[object]) -> Sequence[StoredValue | None]:
         """:meth:`stored` for an ``MGET`` reply.
 
         This runs once per key of a batch read, so the common batch -- every
-        key present, unexpired, untagged -- takes a path made of C-level
-        ``map`` calls (no Python loop); anything else goes key by key.
+        key present, unexpired, untagged -- is checked with C-level ``map``
+        calls and returned as a :class:`StoredBatch` (decoded in one pass by
+        the cache); anything else goes key by key.
         """
         wall_ms = self.clock.time() * 1000.0
-        if None not in replies:
+        if replies and None not in replies:
             try:
                 heads = list(map(HEAD.unpack_from, replies))  # type: ignore[arg-type]
             except Exception:  # something not an envelope: key by key
                 heads = []
-            if heads and set(map(_MAGIC_AND_TAGS, heads)) == _PLAIN:
+            if (
+                heads
+                and min(map(_MAGIC, heads)) == MAGIC == max(map(_MAGIC, heads))
+                and max(map(_TAGS_LEN, heads)) == 0
+            ):
                 deadlines = list(map(_DEADLINE, heads))
                 if min(deadlines) > wall_ms:
                     size = HEADER_SIZE
                     payloads = [raw[size:] for raw in replies]  # type: ignore[index]
-                    ttls = [(d - wall_ms) / 1000.0 for d in deadlines]
-                    return list(map(_new_stored, zip(payloads, ttls, repeat(()), repeat(None))))
+                    return StoredBatch(payloads, deadlines, wall_ms, 0.001)
         wall = wall_ms / 1000.0
         stored = self.stored
         return [None if raw is None else stored(raw, wall) for raw in replies]
@@ -814,10 +816,9 @@ class Plan:
         return ("EVAL", RELEASE_SCRIPT, 1, self.lock_key(qkey), token)
 
 
-_MAGIC_AND_TAGS = itemgetter(0, 2)
+_MAGIC = itemgetter(0)  # of an envelope header
 _DEADLINE = itemgetter(1)
-_PLAIN = {(MAGIC, 0)}
-_new_stored = partial(tuple.__new__, StoredValue)
+_TAGS_LEN = itemgetter(2)
 
 
 def payload_digest(payload: bytes) -> str:

@@ -357,7 +357,8 @@ class CacheOps:
 
     def _adopt_many(self, missing: Sequence[str], stored: Any, epoch: int) -> dict[str, Any]:
         """``get_many``'s backend result, counted and filled into the L1."""
-        stored = list(stored)
+        if not isinstance(stored, Sequence):
+            stored = list(stored)
         if len(stored) != len(missing):
             error = ValueError(f"backend returned {len(stored)} results for {len(missing)}")
             self._read_failed(None, error, len(missing))
