@@ -256,3 +256,20 @@ class TestStoredBatch:
         assert batch[1] == StoredValue(b"b", 4.0)
         assert list(batch) == [StoredValue(b"a", 2.0), StoredValue(b"b", 4.0)]
         assert batch[:1] == [StoredValue(b"a", 2.0)]
+
+    @given(st.lists(st.one_of(st.binary(), st.text(), st.integers(), st.none()), max_size=8))
+    def test_a_batch_decodes_like_its_items_one_by_one(self, values: list[object]) -> None:
+        from sentia_core.cache import Codec
+
+        for codec in (Codec("json"), Codec("json", secret="batch-secret-0123456789")):
+            raws = [b"HEADER" + codec.dumps(v) for v in values]
+            one_by_one = [codec.loads(r[6:]) for r in raws]
+            assert codec.loads_many(raws, 6) == one_by_one == values
+
+    def test_a_bad_payload_in_a_uniform_batch_is_corrupt(self) -> None:
+        from sentia_core.cache import Codec, CorruptPayloadError
+
+        codec = Codec("json")
+        raws = [codec.dumps({"a": 1}), b"\x01{not json"]
+        with pytest.raises(CorruptPayloadError):
+            codec.loads_many(raws)

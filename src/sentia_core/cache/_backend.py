@@ -58,25 +58,39 @@ class StoredBatch(Sequence[StoredValue]):
     """A batch read in which every key was found, unexpired and untagged.
 
     What a backend may return from ``get_many`` in that (common) case: the
-    cache decodes ``payloads`` in one pass, and the :class:`StoredValue` items
-    are only built if someone indexes the batch (filling an L1 does).
+    cache decodes the payloads in one pass (:meth:`Codec.loads_many`), and the
+    :class:`StoredValue` items are only built if someone indexes the batch
+    (filling an L1 does).
 
     Args:
-        payloads: one payload per key, in order.
+        raws: one stored item per key, in order; its payload starts at ``offset``.
         deadlines: when each expires, in the units of ``now``.
         now: the reading's time; ``scale`` converts the difference to seconds.
+        offset: where each payload starts in its raw item.
     """
 
-    __slots__ = ("_deadlines", "_items", "_now", "_scale", "payloads")
+    __slots__ = ("_deadlines", "_items", "_now", "_scale", "offset", "raws")
 
     def __init__(
-        self, payloads: list[bytes], deadlines: list[float], now: float, scale: float = 1.0
+        self,
+        raws: list[bytes],
+        deadlines: list[float],
+        now: float,
+        scale: float = 1.0,
+        offset: int = 0,
     ) -> None:
-        self.payloads = payloads
+        self.raws = raws
+        self.offset = offset
         self._deadlines = deadlines
         self._now = now
         self._scale = scale
         self._items: list[StoredValue] | None = None
+
+    @property
+    def payloads(self) -> list[bytes]:
+        """The payloads, in order."""
+        start = self.offset
+        return [r[start:] for r in self.raws] if start else list(self.raws)
 
     def _built(self) -> list[StoredValue]:
         items = self._items
@@ -89,7 +103,7 @@ class StoredBatch(Sequence[StoredValue]):
         return items
 
     def __len__(self) -> int:
-        return len(self.payloads)
+        return len(self.raws)
 
     @overload
     def __getitem__(self, index: int) -> StoredValue: ...

@@ -532,10 +532,11 @@ class CacheCore:
         loads = self.codec.loads
         fill = self._fill if self.max_items else None
         if fill is None and stored.__class__ is StoredBatch:
-            # the common batch, no L1 to fill: decode in one C-level map
+            # the common batch, no L1 to fill: decode it in one pass
             try:
-                payloads = stored.payloads
-                found = dict(zip(keys, map(loads, payloads), strict=True))
+                batch: StoredBatch = stored
+                values = self.codec.loads_many(batch.raws, batch.offset)
+                found = dict(zip(keys, values, strict=True))
             except PayloadError:
                 found = {}  # someone's payload is bad: key by key below, counting it
             else:

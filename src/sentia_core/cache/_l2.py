@@ -64,7 +64,7 @@ import threading
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, Final, NamedTuple, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar, cast
 
 from sentia_core._clock import Clock
 from sentia_core.errors import BackendError
@@ -477,9 +477,8 @@ class Plan:
             ):
                 deadlines = list(map(_DEADLINE, heads))
                 if min(deadlines) > wall_ms:
-                    size = HEADER_SIZE
-                    payloads = [raw[size:] for raw in replies]  # type: ignore[index]
-                    return StoredBatch(payloads, deadlines, wall_ms, 0.001)
+                    raws = cast(list[bytes], replies)
+                    return StoredBatch(raws, deadlines, wall_ms, 0.001, HEADER_SIZE)
         wall = wall_ms / 1000.0
         stored = self.stored
         return [None if raw is None else stored(raw, wall) for raw in replies]
