@@ -10,8 +10,8 @@ nox.options.reuse_existing_virtualenvs = True
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The whole test suite (real servers where installed)."""
-    session.install("-e", ".[dev]")
+    """The whole test suite (real servers where installed); the tests import the bench peers."""
+    session.install("-e", ".[dev,bench]")
     session.run("pytest", *session.posargs)
 
 

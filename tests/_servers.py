@@ -54,7 +54,7 @@ def _wait_for_port(
     raise RuntimeError(f"server on port {port} did not start within {timeout}s")
 
 
-def _unavailable(what: str, env: str) -> None:
+def unavailable(what: str, env: str) -> None:
     """Skip, or fail when the environment requires the server."""
     if os.environ.get(env) == "1":
         pytest.fail(f"{what} is required ({env}=1) but not available", pytrace=False)
@@ -70,7 +70,7 @@ def redis_server_binary() -> str | None:
 def require_redis_binary() -> str:
     binary = redis_server_binary()
     if binary is None:
-        _unavailable("redis-server", "SENTIA_REQUIRE_REDIS")
+        unavailable("redis-server", "SENTIA_REQUIRE_REDIS")
     assert binary is not None
     return binary
 
@@ -168,7 +168,7 @@ class RedisCluster:
         binary = require_redis_binary()
         cli = shutil.which("redis-cli")
         if cli is None:
-            _unavailable("redis-cli", "SENTIA_REQUIRE_REDIS")
+            unavailable("redis-cli", "SENTIA_REQUIRE_REDIS")
         assert cli is not None
         del binary
         self.nodes: list[RedisServer] = []
@@ -241,7 +241,7 @@ class PostgresServer:
     def __init__(self) -> None:
         initdb = PG_BIN / "initdb"
         if not initdb.exists() or shutil.which("runuser") is None:
-            _unavailable("PostgreSQL 15 (initdb)", "SENTIA_REQUIRE_POSTGRES")
+            unavailable("PostgreSQL 15 (initdb)", "SENTIA_REQUIRE_POSTGRES")
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="sentia-pg-")
         os.chmod(self.dir, 0o755)

@@ -15,15 +15,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sentia_core.monitor import AlertRule, PerformanceMonitor
 from sentia_core.testing import ManualClock
+from tests._servers import unavailable
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 
 
 def require_promtool() -> None:
     if not os.path.exists(PROMTOOL):
-        if os.environ.get("CI"):
-            pytest.fail("promtool is required in CI (Debian package prometheus)")
-        pytest.skip("promtool not installed (Debian package prometheus)")
+        unavailable("promtool (Debian package prometheus)", "SENTIA_REQUIRE_PROMTOOL")
 
 
 def populated(clock: ManualClock, **kw: object) -> PerformanceMonitor:

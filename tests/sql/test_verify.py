@@ -12,6 +12,7 @@ import pytest
 from sentia_core.errors import BackendError, ConfigError, UnsafeStatementError
 from sentia_core.sql._advisor import IndexSuggestion, ShapeWorkload, index_ddl, suggest_indexes
 from sentia_core.sql._verify import VerifiedSuggestion, explain, verify
+from tests._servers import unavailable
 
 from .advisor_db import load_pg, pg_database, pg_index_names, sqlite_db, sqlite_index_names
 
@@ -253,7 +254,7 @@ def extension_installed(conn: Any) -> bool:
 @pytest.mark.postgres
 def test_postgres_hypopg_verdicts_and_no_trace(pg: Any, postgres_server: Any) -> None:
     if not postgres_server.has_hypopg:
-        pytest.skip("HypoPG is not installed (Debian package postgresql-15-hypopg)")
+        unavailable("HypoPG (Debian package postgresql-15-hypopg)", "SENTIA_REQUIRE_POSTGRES")
     indexes = pg_index_names(pg)
     workload = [
         ShapeWorkload(BY_CUSTOMER, 500, 5.0),
