@@ -243,6 +243,52 @@ class History:
                 out.append(HistoryPoint(bucket * res, value, lo, hi, int(n), res))
             return out
 
+    def columns(
+        self,
+        keys: Sequence[HistoryKey],
+        now: float,
+        since: float,
+        fields: Mapping[str, str] | None = None,
+    ) -> tuple[list[float], list[list[float | None]]]:
+        """Aligned columns for charts: the bucket start times from ``since`` to ``now``
+        (tier chosen as in :meth:`query`) and, per key, one value per time (None: no sample).
+
+        Each value is the bucket's value (as in :class:`HistoryPoint`), or its
+        max for metric names that ``fields`` maps to ``"max"``. Every bucket the
+        tier still holds is a time, and all keys are read under one lock, so
+        the columns line up.
+        """
+        ti = self.pick_tier(now, since, None)
+        tier = self._tiers[ti]
+        res, length, ids = tier.resolution, tier.length, tier.ids
+        newest = math.floor(now / res)
+        first = max(newest - length + 1, math.floor(since / res))
+        with self._lock:
+            buckets = [b for b in range(first, newest + 1) if ids[b % length] == b]
+            offsets = [4 * (b % length) for b in buckets]
+            out: list[list[float | None]] = []
+            for key in keys:
+                arrays = self._data.get(key)
+                if arrays is None:
+                    out.append([None] * len(buckets))
+                    continue
+                a = arrays[ti]
+                use_max = self._monotonic[key] or (
+                    fields is not None and fields.get(key[0]) == "max"
+                )
+                col: list[float | None] = []
+                append = col.append
+                for i in offsets:
+                    n = a[i + 1]
+                    if n == 0.0:
+                        append(None)
+                    elif use_max:
+                        append(a[i + 3])
+                    else:
+                        append(a[i] / n)
+                out.append(col)
+        return [b * res for b in buckets], out
+
     def query_many(
         self,
         keys: Iterable[HistoryKey],
