@@ -68,6 +68,8 @@ STATIC_FILES: dict[str, str] = {
 
 #: Series per chart, at most (the busiest label sets are kept).
 MAX_SERIES = 8
+#: Routes whose latency quantiles are charted (the busiest).
+LATENCY_ROUTES = 4
 #: Rows per table, at most.
 MAX_ROWS = 50
 
@@ -168,6 +170,12 @@ def _rate(times: Sequence[float], col: Column) -> Column:
     return out
 
 
+def _spread(col: Column) -> float:
+    """How much a counter column grew (last minus first sample)."""
+    values = [v for v in col if v is not None]
+    return values[-1] - values[0] if values else 0.0
+
+
 def _delta(col: Column) -> Column:
     out: Column = [None] * len(col)
     prev = None
@@ -253,12 +261,13 @@ def _chart(
     series: Iterable[tuple[str, Column]],
     *,
     kind: str = "line",
+    limit: int = MAX_SERIES,
 ) -> dict[str, Any]:
     items = [(label, [_finite(v) for v in col]) for label, col in series]
-    # The busiest series first (by their summed values), at most MAX_SERIES.
-    if len(items) > MAX_SERIES:
+    # The busiest series first (by their summed values), at most ``limit``.
+    if len(items) > limit:
         items.sort(key=lambda it: -sum(v for v in it[1] if v is not None))
-        items = sorted(items[:MAX_SERIES])
+        items = sorted(items[:limit])
     return {
         "id": cid,
         "title": title,
@@ -303,15 +312,26 @@ def _http_panel(c: _Columns) -> dict[str, Any]:
         e = errors.get(lk)
         if e is not None:
             err.append((series_label(dict(lk)), _ratio(_delta(e), _delta(col))))
+    # Latency of the busiest routes (by requests in the window), three quantiles each.
+    busiest = sorted(requests, key=lambda lk: -_spread(requests[lk]))[:LATENCY_ROUTES]
     latency = []
     for q in ("p50", "p95", "p99"):
-        for labels, col in c.series("app_request_seconds", q):
-            latency.append((f"{q} {series_label(labels)}", _scale(col, 1000.0)))
+        cols = c.by_labels("app_request_seconds", q)
+        for lk in sorted(busiest):
+            if lk in cols:
+                latency.append((f"{q} {series_label(dict(lk))}", _scale(cols[lk], 1000.0)))
     return {
         "charts": [
             _chart("http.rps", "Requests per second", "req/s", "num", rps),
             _chart("http.errors", "Error rate", "%", "pct", err),
-            _chart("http.latency", "Latency p50 / p95 / p99", "ms", "ms", latency),
+            _chart(
+                "http.latency",
+                "Latency p50 / p95 / p99",
+                "ms",
+                "ms",
+                latency,
+                limit=3 * LATENCY_ROUTES,
+            ),
         ]
     }
 
