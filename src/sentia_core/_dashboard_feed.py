@@ -57,6 +57,10 @@ class DashboardFeed:
             caches = dict(app._caches)
         for name, cache in caches.items():
             st = cache.stats()
+            # Hit rates need both counters from the first tick on (the facade
+            # creates them on their first increment).
+            monitor.counter("cache_hits_total", cache=name)
+            monitor.counter("cache_misses_total", cache=name)
             if st.redis is not None:
                 self._count("cache_l2_hits_total", st.backend_hits, cache=name)
                 self._count("cache_l2_misses_total", st.backend_misses, cache=name)

@@ -34,7 +34,7 @@ def live_config(namespace: str) -> dict[str, Any]:
         "monitor": {"system_metrics": True},
         "breakers": {"partner": {"consecutive_failures": 3, "reset_timeout": 5.0}},
         "services": {"partner": {"timeout": 1.0}},
-        "rate_limits": {"api": "40/minute"},
+        "rate_limits": {"api": "30/minute"},
         "sql": {"slow_query_threshold": 0.002, "nplusone_threshold": 5},
     }
 
@@ -142,6 +142,8 @@ def serve_dashboard(
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
+    service.step()  # the page has something to show from the first request
+    app.monitor.tick()
     server = app.monitor.serve(host=host, port=port)
     out.write(f"\ndashboard: {server.url}/  (Ctrl-C to stop)\n")
     out.flush()

@@ -243,7 +243,7 @@ class SentiaWSGIMiddleware:
                 start_response(
                     "429 Too Many Requests", [(k.decode(), v.decode()) for k, v in headers]
                 )
-                core.finish(started, status, False, method)
+                core.finish(started, status, False, method, core.route_of(environ, _wsgi_route))
                 return [body]
         status = 500
 

@@ -230,6 +230,9 @@ class _Columns:
         for keys in self.index.values():
             keys.sort()
         request: list[HistoryKey] = [k for keys in self.index.values() for k in keys]
+        tier = data.history.pick_tier(data.now, since, None)
+        #: the width of each point, seconds.
+        self.resolution = data.history.tiers[tier][0]
         self.times, cols = data.history.columns(request, data.now, since, fields=_FIELDS)
         self._cols = dict(zip(request, cols, strict=True))
 
@@ -405,7 +408,7 @@ def _breaker_panel(c: _Columns, data: DashboardData, since: float) -> dict[str, 
     states = []
     for name in sorted(gauges.keys() | by_name.keys()):
         col = list(gauges.get(name, [None] * len(t)))
-        _overlay(t, col, by_name.get(name, ()))
+        _overlay(t, c.resolution, col, by_name.get(name, ()))
         states.append((name, col))
     denials = [
         (series_label(labels), _rate(t, col)) for labels, col in c.series("ratelimit_denied_total")
@@ -437,12 +440,13 @@ def _breaker_panel(c: _Columns, data: DashboardData, since: float) -> dict[str, 
     }
 
 
-def _overlay(times: Sequence[float], col: Column, transitions: Sequence[Transition]) -> None:
+def _overlay(
+    times: Sequence[float], res: float, col: Column, transitions: Sequence[Transition]
+) -> None:
     """Raise each bucket to the worst state a transition passed through within it, and
     fill buckets without a sample from the transitions (the state after the last one)."""
     if not times or not transitions:
         return
-    res = times[1] - times[0] if len(times) > 1 else 1.0
     j = 0
     state: float | None = STATE_LEVELS.get(transitions[0].from_state)
     for i, start in enumerate(times):
@@ -664,15 +668,13 @@ def build_dashboard(data: DashboardData, window: str = "1h") -> dict[str, Any]:
             )
         except Exception as exc:  # a section failed: show it, keep the rest
             panel["error"] = f"{type(exc).__name__}: {exc}"
-    times = cols.times
-    resolution = times[1] - times[0] if len(times) > 1 else data.history.tiers[0][0]
     return {
         "generated_at": data.now,
         "window": window,
         "windows": list(WINDOWS),
         "since": since,
-        "resolution": resolution,
-        "times": times,
+        "resolution": cols.resolution,
+        "times": cols.times,
         "panels": [
             {"id": pid, "title": titles[pid], "charts": [], "tables": [], **built[pid]}
             for pid in built

@@ -117,10 +117,10 @@
       }))),
       axes: [
         { size: 30 },
-        { size: 62, values: (u, splits) => splits.map(fmt),
+        { size: 72, values: (u, splits) => splits.map(fmt),
           splits: spec.format === "state" ? () => [0, 1, 2] : undefined },
       ],
-      legend: { live: true },
+      legend: { live: false },
       cursor: { drag: { x: true, y: false } },
     };
   }
