@@ -225,7 +225,7 @@ class _Columns:
         wanted = set(names)
         self.index: dict[str, list[HistoryKey]] = {}
         for key in data.history.keys():  # noqa: SIM118 - History is not a mapping
-            if key[0] in wanted:
+            if key[0] in wanted and key[2] in _STATS:
                 self.index.setdefault(key[0], []).append(key)
         for keys in self.index.values():
             keys.sort()
@@ -245,6 +245,9 @@ class _Columns:
     ) -> dict[tuple[tuple[str, str], ...], Column]:
         return {k[1]: self._cols[k] for k in self.index.get(name, ()) if k[2] == stat}
 
+
+#: The history stats charted: counters' and gauges' values, histograms' quantiles.
+_STATS = frozenset({"value", "p50", "p95", "p99"})
 
 #: Which field of each metric's buckets a chart shows: the worst (max) state
 #: for 0/1/2 levels and alert counts, the value (mean; last for counters) otherwise.
@@ -266,18 +269,25 @@ def _chart(
     kind: str = "line",
     limit: int = MAX_SERIES,
 ) -> dict[str, Any]:
-    items = [(label, [_finite(v) for v in col]) for label, col in series]
+    items = []
+    for label, raw in series:
+        col = raw
+        total = sum(v for v in col if v is not None)
+        if not math.isfinite(total):  # an infinite sample somewhere: JSON has no inf
+            col = [_finite(v) for v in col]
+            total = sum(v for v in col if v is not None)
+        items.append((total, label, col))
     # The busiest series first (by their summed values), at most ``limit``.
     if len(items) > limit:
-        items.sort(key=lambda it: -sum(v for v in it[1] if v is not None))
-        items = sorted(items[:limit])
+        items.sort(key=lambda it: -it[0])
+        items = sorted(items[:limit], key=lambda it: it[1])
     return {
         "id": cid,
         "title": title,
         "unit": unit,
         "format": fmt,
         "kind": kind,
-        "series": [{"label": label, "values": values} for label, values in items],
+        "series": [{"label": label, "values": values} for _, label, values in items],
     }
 
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 import math
 import threading
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 from sentia_core.errors import ConfigError
 
@@ -265,7 +266,14 @@ class History:
         first = max(newest - length + 1, math.floor(since / res))
         with self._lock:
             buckets = [b for b in range(first, newest + 1) if ids[b % length] == b]
-            offsets = [4 * (b % length) for b in buckets]
+            # Gather each field's slots in bucket order at C speed (itemgetter over
+            # strided copies of the ring) rather than indexing point by point.
+            positions = [b % length for b in buckets]
+            get: Callable[[array[float]], tuple[float, ...]]
+            if len(positions) > 1:
+                get = itemgetter(*positions)
+            else:
+                get = lambda ring: tuple(ring[p] for p in positions)  # noqa: E731
             out: list[list[float | None]] = []
             for key in keys:
                 arrays = self._data.get(key)
@@ -276,16 +284,11 @@ class History:
                 use_max = self._monotonic[key] or (
                     fields is not None and fields.get(key[0]) == "max"
                 )
-                col: list[float | None] = []
-                append = col.append
-                for i in offsets:
-                    n = a[i + 1]
-                    if n == 0.0:
-                        append(None)
-                    elif use_max:
-                        append(a[i + 3])
-                    else:
-                        append(a[i] / n)
+                counts = get(a[1::4])
+                if use_max:
+                    col = [v if n else None for v, n in zip(get(a[3::4]), counts, strict=True)]
+                else:
+                    col = [t / n if n else None for t, n in zip(get(a[0::4]), counts, strict=True)]
                 out.append(col)
         return [b * res for b in buckets], out
 
