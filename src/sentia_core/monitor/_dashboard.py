@@ -38,6 +38,7 @@ from ._retention import History, HistoryKey
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
+    "DASHBOARD_WINDOWS",
     "STATIC_FILES",
     "WINDOWS",
     "DashboardData",
@@ -51,6 +52,8 @@ __all__ = [
 
 #: The time windows the page offers, in seconds, by the name used in ``?window=``.
 WINDOWS: dict[str, float] = {"1h": 3600.0, "24h": 86400.0, "7d": 7 * 86400.0}
+#: The public name of :data:`WINDOWS` (``sentia_core.monitor.DASHBOARD_WINDOWS``).
+DASHBOARD_WINDOWS = WINDOWS
 
 #: Sent with the page and its assets: nothing runs or loads from anywhere but here.
 CONTENT_SECURITY_POLICY = (
