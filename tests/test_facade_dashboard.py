@@ -92,6 +92,7 @@ def test_cache_layers_evictions_and_degraded_periods(app: Sentia, clock: ManualC
     doc = app.monitor.dashboard()
     assert _chart(doc, "cache.evictions")["tiny size"][-1] == pytest.approx(0.3)
     assert _chart(doc, "cache.hit_rate")["tiny L1"][-1] == pytest.approx(50.0)
+    assert "default L1" not in _chart(doc, "cache.hit_rate")  # no lookups: nothing to draw
 
     # A cache that reports degraded (its Redis L2 bypassed), then recovers.
     real = cache.stats

@@ -271,11 +271,15 @@ def _chart(
     *,
     kind: str = "line",
     limit: int = MAX_SERIES,
+    states: Mapping[int, str] | None = None,
 ) -> dict[str, Any]:
     items = []
     for label, raw in series:
         col = raw
-        total = sum(v for v in col if v is not None)
+        present = [v for v in col if v is not None]
+        if not present:  # nothing to draw in this window
+            continue
+        total = sum(present)
         if not math.isfinite(total):  # an infinite sample somewhere: JSON has no inf
             col = [_finite(v) for v in col]
             total = sum(v for v in col if v is not None)
@@ -291,6 +295,7 @@ def _chart(
         "format": fmt,
         "kind": kind,
         "series": [{"label": label, "values": values} for _, label, values in items],
+        **({"states": {str(k): v for k, v in states.items()}} if states else {}),
     }
 
 
@@ -381,7 +386,13 @@ def _cache_panel(c: _Columns, data: DashboardData, since: float) -> dict[str, An
             _chart("cache.hit_rate", "Hit rate per cache and layer", "%", "pct", rates),
             _chart("cache.evictions", "Evictions per second", "1/s", "num", evictions),
             _chart(
-                "cache.degraded", "Degraded (L2 bypassed)", "state", "state", degraded, kind="step"
+                "cache.degraded",
+                "Degraded (L2 bypassed)",
+                "state",
+                "state",
+                degraded,
+                kind="step",
+                states={0: "ok", 2: "degraded"},
             ),
         ],
         "tables": [
@@ -433,7 +444,15 @@ def _breaker_panel(c: _Columns, data: DashboardData, since: float) -> dict[str, 
     ]
     return {
         "charts": [
-            _chart("breakers.state", "Breaker state", "state", "state", states, kind="step"),
+            _chart(
+                "breakers.state",
+                "Breaker state",
+                "state",
+                "state",
+                states,
+                kind="step",
+                states={0: "closed", 1: "half-open", 2: "open"},
+            ),
             _chart("ratelimit.denied", "Rate-limit denials per tier", "1/s", "num", denials),
         ],
         "tables": [

@@ -47,13 +47,16 @@
     return (i ? v.toFixed(1) : v.toFixed(0)) + " " + units[i];
   }
 
-  function formatter(format) {
+  function formatter(format, states) {
     switch (format) {
       case "pct": return (v) => (v === null || v === undefined ? "–" : v.toFixed(1) + " %");
       case "ms": return (v) => (v === null || v === undefined ? "–" : fmtNum(v) + " ms");
       case "bytes": return fmtBytes;
-      case "state": return (v) => (v === null || v === undefined ? "–" :
-        (STATE_NAMES[Math.round(v)] || fmtNum(v)));
+      case "state": {
+        const names = states || STATE_NAMES;
+        return (v) => (v === null || v === undefined ? "–" :
+          (names[String(Math.round(v))] || ""));
+      }
       default: return fmtNum;
     }
   }
@@ -101,7 +104,7 @@
   }
 
   function chartOptions(spec, width) {
-    const fmt = formatter(spec.format);
+    const fmt = formatter(spec.format, spec.states);
     const stepped = spec.kind === "step" ? uPlot.paths.stepped({ align: 1 }) : undefined;
     return {
       width: width,
@@ -118,7 +121,8 @@
       axes: [
         { size: 30 },
         { size: 72, values: (u, splits) => splits.map(fmt),
-          splits: spec.format === "state" ? () => [0, 1, 2] : undefined },
+          splits: spec.format === "state" ?
+            () => Object.keys(spec.states || STATE_NAMES).map(Number) : undefined },
       ],
       legend: { live: false },
       cursor: { drag: { x: true, y: false } },
