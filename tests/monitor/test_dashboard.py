@@ -143,6 +143,40 @@ def test_a_breaker_known_only_from_transitions_is_charted(
     assert states == [None, 2.0, 2.0, 2.0]
 
 
+_LEVELS = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(0, 99.9), st.sampled_from(sorted(_LEVELS))), max_size=12),
+    st.sampled_from(sorted(_LEVELS)),
+    st.lists(st.one_of(st.none(), st.sampled_from([0.0, 1.0, 2.0])), min_size=10, max_size=10),
+)
+def test_breaker_timeline_is_the_worst_state_of_each_bucket(
+    steps: list[tuple[float, str]], first: str, samples: list[float | None]
+) -> None:
+    """Against a brute-force model: per 10 s bucket, the max of the sample, the state
+    held at its start (once known) and the states each transition in it left or entered."""
+    from sentia_core.monitor._dashboard import Transition, _overlay
+
+    transitions, state = [], first
+    for at, to in sorted(steps):
+        transitions.append(Transition(at, "breaker", "b", state, to, ""))
+        state = to
+    times = [10.0 * i for i in range(10)]
+    col = list(samples)
+    _overlay(times, 10.0, col, transitions)
+    for i, start in enumerate(times):
+        levels = [] if samples[i] is None else [samples[i]]
+        earlier = [t for t in transitions if t.at < start]
+        if earlier:
+            levels.append(_LEVELS[earlier[-1].to_state])
+        for t in transitions:
+            if start <= t.at < start + 10.0:
+                levels += [_LEVELS[t.from_state], _LEVELS[t.to_state]]
+        assert col[i] == (max(levels) if levels else None), (i, transitions, samples)
+
+
 def test_alerts_panel_charts_counts_and_lists_rules_and_notifications(
     monitor: PerformanceMonitor, clock: ManualClock
 ) -> None:

@@ -475,26 +475,28 @@ def _breaker_panel(c: _Columns, data: DashboardData, since: float) -> dict[str, 
 def _overlay(
     times: Sequence[float], res: float, col: Column, transitions: Sequence[Transition]
 ) -> None:
-    """Raise each bucket to the worst state a transition passed through within it, and
-    fill buckets without a sample from the transitions (the state after the last one)."""
+    """Make each bucket the worst state the subject was in during it: the sampled
+    value, the state held when the bucket began (known once a transition was
+    seen), and every state a transition within the bucket left or entered."""
     if not times or not transitions:
         return
-    j = 0
-    state: float | None = STATE_LEVELS.get(transitions[0].from_state)
+    j, n = 0, len(transitions)
+    state: float | None = None  # the level after the last transition so far
+    known = False
     for i, start in enumerate(times):
         end = start + res
-        worst: float | None = None
-        while j < len(transitions) and transitions[j].at < end:
+        levels: list[float | None] = [] if col[i] is None else [col[i]]
+        if known and state is not None:
+            levels.append(state)
+        while j < n and transitions[j].at < end:
             tr = transitions[j]
-            lv = STATE_LEVELS.get(tr.to_state)
-            if tr.at >= start and lv is not None:
-                worst = lv if worst is None else max(worst, lv)
-            state = lv
+            to = STATE_LEVELS.get(tr.to_state)
+            if tr.at >= start:
+                before = STATE_LEVELS.get(tr.from_state)
+                levels.extend(v for v in (before, to) if v is not None)
+            state, known = to, True
             j += 1
-        candidates = [v for v in (col[i], worst) if v is not None]
-        if not candidates and state is not None and transitions[0].at < end:
-            candidates.append(state)
-        col[i] = max(candidates) if candidates else None
+        col[i] = max(v for v in levels if v is not None) if levels else None
 
 
 def _registry_panel(c: _Columns) -> dict[str, Any]:
