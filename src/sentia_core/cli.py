@@ -4,7 +4,7 @@
                 [--dashboard [--port N]]        ... then kept running behind the dashboard
     sentia sql analyze FILE [...]               top shapes, slow queries, index advice
     sentia health [--config FILE]               every component's health as JSON
-    sentia serve [--config FILE]                /metrics, /metrics.json and /health
+    sentia serve [--config FILE]                /metrics, /metrics.json, /health, dashboard
     sentia bench [--quick] [--json DIR] [NAME]  the side-by-side benchmarks
 
 Bad input ends with a one-line error on stderr and a non-zero exit code.
@@ -131,6 +131,7 @@ def _serve(args: argparse.Namespace) -> int:
         server = app.monitor.serve(host=host, port=port)
         bound_host, bound_port = server.address
         print(f"sentia: serving http://{bound_host}:{bound_port}/metrics", flush=True)
+        print(f"sentia: dashboard http://{bound_host}:{bound_port}/", flush=True)
         stop.wait(args.run_for)
         server.stop()
     return 0
