@@ -18,12 +18,19 @@ Sections:
 5. memory of one histogram after 10^6 observations (tracemalloc), sentia
    (with and without windows), ddsketch, prometheus_client.
 6. what one system sample costs (psutil), and rendering ``/metrics``.
+7. the dashboard: building ``/dashboard.json`` (document + JSON encoding) for
+   7 days of history of 50 metric series (target: at most 50 ms), next to the
+   1 h and 24 h windows and to ``export_json(history=True)`` of the same
+   history; and the page's transfer size (HTML, scripts, styles, one JSON
+   document; raw and gzip as served).
 """
 
 from __future__ import annotations
 
 import gc
+import gzip
 import itertools
+import json
 import math
 import random
 import sys
@@ -42,6 +49,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.process_collector import ProcessCollector
 
 from sentia_core.monitor import PerformanceMonitor, SystemCollector
+from sentia_core.monitor._dashboard import STATIC_FILES, page_html, static_file
+from sentia_core.testing import ManualClock
 
 
 def lognormal(n: int, seed: int = 1) -> list[float]:
@@ -320,6 +329,93 @@ def section_render(suite: Suite) -> None:
     )
 
 
+def dashboard_monitor(days: float = 7.0) -> tuple[PerformanceMonitor, int]:
+    """A monitor with ``days`` of 10-minute history of 50 charted metric series."""
+    clock = ManualClock(wall_start=1_750_000_000.0)
+    monitor = PerformanceMonitor(clock=clock, system_metrics=False)
+    rng = random.Random(3)
+    routes = [f"/api/v1/r{i}/{{id}}" for i in range(8)]
+    series = 0
+    for r in routes:  # 8 x (requests, errors, latency histogram) = 24
+        monitor.counter("app_requests_total", method="GET", route=r)
+        monitor.counter("app_request_errors_total", method="GET", route=r)
+        monitor.histogram("app_request_seconds", method="GET", route=r)
+        series += 3
+    for c in ("default", "catalog", "users", "sessions"):  # 4 x 3 = 12
+        for name in ("cache_hits_total", "cache_misses_total"):
+            monitor.counter(name, cache=c)
+        monitor.counter("cache_evictions_total", cache=c, reason="size")
+        series += 3
+    for b in ("payments", "partner", "search"):  # 3 + 3 = 6
+        monitor.gauge("breaker_state", breaker=b)
+        monitor.counter("ratelimit_denied_total", tier=b)
+        series += 2
+    for svc in ("inventory", "pricing"):  # 2 x 4 = 8
+        for name in ("registry_instances", "registry_healthy_instances",
+                     "registry_ejected_instances", "registry_outstanding"):  # fmt: skip
+            monitor.gauge(name, service=svc)
+            series += 1
+    step = 600.0
+    for _ in range(int(days * 86400 / step)):
+        for fam in monitor.families():
+            for s in fam.all_series():
+                if fam.kind.value == "counter":
+                    s.inc(rng.randint(0, 500))
+                elif fam.kind.value == "gauge":
+                    s.set(rng.randint(0, 3))
+                else:
+                    for _ in range(20):
+                        s.observe(rng.lognormvariate(-3.0, 1.0))
+        monitor._record_history()  # one history sample of every series, as a tick takes
+        clock.advance(step)
+    return monitor, series
+
+
+def section_dashboard(suite: Suite) -> None:
+    monitor, series = dashboard_monitor(7.0)
+
+    def build(window: str) -> Callable[[], bytes]:
+        def run() -> bytes:
+            doc = monitor.dashboard(window)
+            return json.dumps(doc, allow_nan=False, separators=(",", ":")).encode()
+
+        return run
+
+    since = monitor.dashboard("7d")["since"]
+    med = suite.compare(
+        f"dashboard JSON, {series} metric series ({len(monitor.history_keys())} history keys)",
+        {
+            "sentia /dashboard.json 7d (1008 points per series)": build("7d"),
+            "sentia /dashboard.json 24h": build("24h"),
+            "sentia /dashboard.json 1h": build("1h"),
+            "sentia export_json(history=True) 7d (same history)": lambda: monitor.export_json(
+                history=True, since=since, resolution=600.0
+            ),
+        },
+        number=3,
+        rounds=9,
+    )
+    seven = med["sentia /dashboard.json 7d (1008 points per series)"]
+    suite.ratio("dashboard 7d / 50 ms target", seven, 50e6, target=1.0)
+    suite.note("dashboard 7d build ms", round(seven / 1e6, 2))
+    doc_bytes = build("7d")()
+    files = {"page": page_html(), "dashboard.json (7d)": doc_bytes}
+    files.update({name: static_file(name) or b"" for name in STATIC_FILES})
+    sizes = {name: {"raw": len(body), "gzip": len(gzip.compress(body, compresslevel=5))
+                    if len(body) > 1024 else len(body)}
+             for name, body in files.items()}  # fmt: skip
+    page_only = [n for n in sizes if n != "dashboard.json (7d)" and n != "favicon.svg"]
+    suite.note(
+        "dashboard transfer bytes",
+        {
+            **sizes,
+            "first load (page + scripts + styles, gzip)": sum(sizes[n]["gzip"] for n in page_only),
+            "first load + one 7d document (gzip)": sum(sizes[n]["gzip"] for n in page_only)
+            + sizes["dashboard.json (7d)"]["gzip"],
+        },
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(__doc__ or "", argv)
     suite = Suite.from_args("monitor", args)
@@ -331,6 +427,7 @@ def main(argv: list[str] | None = None) -> None:
     section_memory(suite, n)
     section_system(suite)
     section_render(suite)
+    section_dashboard(suite)
     suite.finish(args)
 
 

@@ -130,3 +130,31 @@ def test_bench_runs_one_benchmark_quick(tmp_path: Path, redis_url: str) -> None:
     out = sentia("bench", "--quick", "--json", str(tmp_path), "breaker", timeout=240)
     assert out.returncode == 0, out.stderr[-3000:]
     assert (tmp_path / "breaker.json").exists()
+
+
+def test_demo_dashboard_serves_until_interrupted() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sentia_core", "demo", "--duration", "0.6", "--dashboard"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=ENV,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:  # the report first, then the URL
+            lines.append(line)
+            if line.startswith("dashboard: "):
+                break
+        url = lines[-1].split()[1]
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/"), lines[-1]
+        assert any("[4] monitor" in line for line in lines)
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            assert resp.status == 200
+            assert b"/static/dashboard.js" in resp.read()
+        with urllib.request.urlopen(url + "dashboard.json?window=1h", timeout=10) as resp:
+            doc = json.loads(resp.read())
+        assert [p["id"] for p in doc["panels"]][:2] == ["http", "cache"]
+        assert doc["times"]  # the live service has ticked
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0

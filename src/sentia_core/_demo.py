@@ -85,8 +85,19 @@ def _orders_page(db: Any, customer_id: int) -> list[tuple[Any, ...]]:
     ]  # fmt: skip
 
 
-def run_demo(*, duration: float, redis_url: str | None, out: TextIO) -> int:
-    """Run the demo for about ``duration`` seconds; returns the exit code."""
+def run_demo(
+    *,
+    duration: float,
+    redis_url: str | None,
+    out: TextIO,
+    dashboard: bool = False,
+    port: int = 0,
+) -> int:
+    """Run the demo for about ``duration`` seconds; returns the exit code.
+
+    With ``dashboard``, the simulated service then keeps running and the
+    monitor's dashboard is served on 127.0.0.1:``port`` until interrupted.
+    """
     from . import Sentia
     from .breaker import BreakerStateChanged
     from .errors import CircuitOpenError
@@ -233,5 +244,18 @@ def run_demo(*, duration: float, redis_url: str | None, out: TextIO) -> int:
             + ", ".join(f"{n}={c.status.value}" for n, c in health.components.items()))  # fmt: skip
         families = len(app.monitor.families())
         say(f"    {families} metric families exported (prometheus_text(), /metrics)")
+    if dashboard:
+        return _serve_live(redis_url, port, out)
     say("\ndone.")
     return 0
+
+
+def _serve_live(redis_url: str | None, port: int, out: TextIO) -> int:
+    from . import Sentia
+    from ._demo_live import live_config, serve_dashboard
+
+    config = live_config(f"sentia-demo-{random.randrange(1 << 30):x}")
+    if redis_url:
+        config["redis_url"] = redis_url
+    with Sentia(config) as app:
+        return serve_dashboard(app, host="127.0.0.1", port=port, out=out)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._clock import SYSTEM_CLOCK, Clock
+from ._dashboard_feed import DashboardFeed
 from ._events import Event
 from ._redis import make_client
 from .breaker import CircuitBreaker
@@ -99,6 +100,7 @@ class Sentia:
             )
         )
         self.monitor.add_collector(self._collect_component_metrics)
+        self._dashboard = DashboardFeed(self)
 
         self.limiter = RateLimiter(
             dict(cfg.rate_limits),
@@ -149,6 +151,7 @@ class Sentia:
 
     def _on_event(self, event: Event) -> None:
         self.monitor.observe_event(event)
+        self._dashboard.on_event(event)
 
     # ------------------------------------------------------------------ accessors
 
@@ -349,6 +352,19 @@ class Sentia:
             if degraded:
                 return "degraded"
         return "healthy"
+
+    def verify_indexes(self, connection: object, **options: Any) -> list[Any]:
+        """Suggest indexes for the recorded SQL workload and verify them on ``connection``.
+
+        :meth:`QueryOptimizer.suggest_indexes` then :meth:`QueryOptimizer.verify`
+        (nothing persists); the results also appear in the dashboard's SQL panel.
+        Returns the :class:`~sentia_core.sql.VerifiedSuggestion` list.
+        """
+        verified = self.queries.verify(
+            self.queries.suggest_indexes(connection=connection), connection, **options
+        )
+        self._dashboard.verified = tuple(verified)
+        return verified
 
     def add_health_check(self, name: str, fn: Callable[[], object], critical: bool = True) -> None:
         """Add an application health check (see PerformanceMonitor.add_health_check)."""

@@ -1,9 +1,10 @@
 """The ``sentia`` command (also ``python -m sentia_core``).
 
     sentia demo [--duration S] [--redis URL]    a simulated service and a report
+                [--dashboard [--port N]]        ... then kept running behind the dashboard
     sentia sql analyze FILE [...]               top shapes, slow queries, index advice
     sentia health [--config FILE]               every component's health as JSON
-    sentia serve [--config FILE]                /metrics, /metrics.json and /health
+    sentia serve [--config FILE]                /metrics, /metrics.json, /health, dashboard
     sentia bench [--quick] [--json DIR] [NAME]  the side-by-side benchmarks
 
 Bad input ends with a one-line error on stderr and a non-zero exit code.
@@ -38,6 +39,11 @@ def _build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run a short simulated service and print a report")
     demo.add_argument("--duration", type=float, default=3.0, help="seconds to run (default 3)")
     demo.add_argument("--redis", metavar="URL", default=None, help="run against Redis at URL")
+    demo.add_argument(
+        "--dashboard", action="store_true",
+        help="then keep the service running and serve the dashboard on 127.0.0.1 until Ctrl-C",
+    )  # fmt: skip
+    demo.add_argument("--port", type=int, default=0, help="dashboard port (default: any free)")
     health = sub.add_parser("health", help="check every component and print the report as JSON")
     health.add_argument("--config", metavar="FILE", help="TOML configuration (default: SENTIA_*)")
     serve = sub.add_parser("serve", help="serve /metrics, /metrics.json and /health")
@@ -82,7 +88,10 @@ def _run(args: argparse.Namespace) -> int:
             from .errors import ConfigError
 
             raise ConfigError("--duration", args.duration, "must be greater than 0")
-        return run_demo(duration=args.duration, redis_url=args.redis, out=sys.stdout)
+        return run_demo(
+            duration=args.duration, redis_url=args.redis, out=sys.stdout,
+            dashboard=args.dashboard, port=args.port,
+        )  # fmt: skip
     if args.command == "sql":
         from .sql._cli import run_sql
 
@@ -122,6 +131,7 @@ def _serve(args: argparse.Namespace) -> int:
         server = app.monitor.serve(host=host, port=port)
         bound_host, bound_port = server.address
         print(f"sentia: serving http://{bound_host}:{bound_port}/metrics", flush=True)
+        print(f"sentia: dashboard http://{bound_host}:{bound_port}/", flush=True)
         stop.wait(args.run_for)
         server.stop()
     return 0

@@ -168,3 +168,54 @@ def test_wsgi_streams_times_and_rate_limits(wsgi_server) -> None:  # type: ignor
     assert _requests(monitor) == (3.0, 1.0)
     reports = queries.nplusone_reports()
     assert [r.count for r in reports] == [4]
+
+
+def _route_labels(monitor: PerformanceMonitor) -> dict[str, float]:
+    fam = monitor.metric("app_requests_total")
+    assert fam is not None
+    return {f"{s.labels['method']} {s.labels['route']}": s.value for s in fam.all_series()}
+
+
+async def test_asgi_labels_requests_with_the_route_template(parts) -> None:  # type: ignore[no-untyped-def]
+    monitor, queries, _ = parts
+
+    async def item(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(str(request.path_params["id"]))
+
+    app = SentiaASGIMiddleware(
+        Starlette(routes=[Route("/items/{id:int}", item)]), monitor=monitor, queries=queries
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        for i in range(3):
+            assert (await client.get(f"/items/{i}")).status_code == 200
+        assert (await client.get("/nowhere/7")).status_code == 404
+    # The template, never the raw path: label sets stay bounded.
+    assert _route_labels(monitor) == {"GET /items/{id}": 3.0, "GET ": 1.0}
+
+
+def test_wsgi_route_comes_from_the_environ_or_a_function(parts) -> None:  # type: ignore[no-untyped-def]
+    monitor, _, _ = parts
+
+    def app(environ, start_response):  # type: ignore[no-untyped-def]
+        if environ["PATH_INFO"].startswith("/users/"):
+            environ["sentia.route"] = "/users/{id}"
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    def call(mw: SentiaWSGIMiddleware, path: str) -> None:
+        body = mw({"REQUEST_METHOD": "GET", "PATH_INFO": path}, lambda *a: None)
+        b"".join(body)
+        body.close()  # type: ignore[attr-defined]
+
+    plain = SentiaWSGIMiddleware(app, monitor=monitor)
+    call(plain, "/users/1")
+    call(plain, "/users/2")
+    call(plain, "/other")
+
+    def broken(environ: Any) -> str:
+        raise KeyError("no route")
+
+    call(SentiaWSGIMiddleware(app, monitor=monitor, route=broken), "/users/3")
+    call(SentiaWSGIMiddleware(app, monitor=monitor, route=lambda e: "/fixed"), "/x")
+    assert _route_labels(monitor) == {"GET /users/{id}": 2.0, "GET ": 2.0, "GET /fixed": 1.0}

@@ -5,8 +5,12 @@ request it (1) optionally asks the rate limiter for the client's tier and
 answers ``429 Too Many Requests`` with ``Retry-After`` when denied, (2) opens a
 QueryOptimizer unit of work (so N+1 detection is per request, async-safe
 through contextvars), (3) times the request into the monitor's response-time
-and error-rate metrics — the series the default alert rules read. A response
-with status >= 500, or an exception, counts as an error.
+and error-rate metrics — the series the default alert rules read and the
+dashboard charts, labelled ``method`` and ``route`` (the route *template*,
+such as ``/items/{id}``: Starlette and FastAPI put it in ``scope["route"]``;
+``route=`` supplies it for other frameworks; ``""`` when unknown, never the
+raw path, so label sets stay bounded). A response with status >= 500, or an
+exception, counts as an error.
 
 The middlewares take the components they use, not the facade, so they work
 with a :class:`~sentia_core.Sentia` (``SentiaASGIMiddleware.from_sentia``) or
@@ -53,7 +57,7 @@ class _Limiter(Protocol):
 class _RequestCore:
     """What both middlewares decide per request; they only do the I/O."""
 
-    __slots__ = ("client_key", "limiter", "monitor", "queries", "tier")
+    __slots__ = ("client_key", "limiter", "monitor", "queries", "route", "tier")
 
     def __init__(
         self,
@@ -62,6 +66,8 @@ class _RequestCore:
         limiter: _Limiter | None,
         tier: str | None,
         client_key: Callable[[Any], str] | None,
+        *,
+        route: Callable[[Any], str | None] | None = None,
     ) -> None:
         if tier is not None and limiter is None:
             from sentia_core.errors import ConfigError
@@ -72,17 +78,31 @@ class _RequestCore:
         self.limiter = limiter
         self.tier = tier
         self.client_key = client_key
+        self.route = route
 
     def unit(self, method: str, path: str) -> AbstractContextManager[Any]:
         if self.queries is None:
             return nullcontext()
         return self.queries.unit_of_work(f"{method} {path}")
 
-    def finish(self, started: float, status: int, raised: bool, method: str) -> None:
+    def finish(
+        self, started: float, status: int, raised: bool, method: str, route: str = ""
+    ) -> None:
         if self.monitor is not None:
             self.monitor.record_request(
-                time.perf_counter() - started, error=raised or status >= 500, method=method
+                time.perf_counter() - started,
+                error=raised or status >= 500,
+                method=method,
+                route=route,
             )
+
+    def route_of(self, request: Any, default: Callable[[Any], str | None]) -> str:
+        """The route template of a finished request (``""`` when unknown)."""
+        try:
+            found = (self.route or default)(request)
+        except Exception:  # a user's route function failed: record the request anyway
+            return ""
+        return found if isinstance(found, str) else ""
 
     @staticmethod
     def too_many(decision: _Decision) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
@@ -101,6 +121,17 @@ def _wsgi_client(environ: Any) -> str:
     return str(environ.get("REMOTE_ADDR") or "unknown")
 
 
+def _asgi_route(scope: Scope) -> str | None:
+    route = scope.get("route")  # Starlette / FastAPI set it when a route matched
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return path if isinstance(path, str) else None
+
+
+def _wsgi_route(environ: Any) -> str | None:
+    route = environ.get("sentia.route")  # an application (or a framework hook) may set it
+    return route if isinstance(route, str) else None
+
+
 class SentiaASGIMiddleware:
     """ASGI middleware: rate limit (optional), query unit of work, request timing.
 
@@ -111,6 +142,8 @@ class SentiaASGIMiddleware:
         limiter: a RateLimiter, needed when ``rate_limit`` is set.
         rate_limit: the tier applied to every request, keyed by ``client_key``.
         client_key: ``fn(scope) -> str``; default the client's IP address.
+        route: ``fn(scope) -> str | None``, called after the app ran: the route
+            template for the ``route`` label (default: ``scope["route"]``'s path).
     """
 
     def __init__(
@@ -122,9 +155,10 @@ class SentiaASGIMiddleware:
         limiter: _Limiter | None = None,
         rate_limit: str | None = None,
         client_key: Callable[[Scope], str] | None = None,
+        route: Callable[[Scope], str | None] | None = None,
     ) -> None:
         self.app = app
-        self._core = _RequestCore(monitor, queries, limiter, rate_limit, client_key)
+        self._core = _RequestCore(monitor, queries, limiter, rate_limit, client_key, route=route)
 
     @classmethod
     def from_sentia(cls, app: ASGIApp, sentia: Any, **kwargs: Any) -> SentiaASGIMiddleware:
@@ -163,13 +197,15 @@ class SentiaASGIMiddleware:
                 await self.app(scope, receive, send_wrapper)
             raised = False
         finally:
-            core.finish(started, status, raised, method)
+            core.finish(started, status, raised, method, core.route_of(scope, _asgi_route))
 
 
 class SentiaWSGIMiddleware:
     """WSGI middleware with the same behaviour as :class:`SentiaASGIMiddleware`.
 
-    ``client_key`` receives the WSGI environ (default: ``REMOTE_ADDR``).
+    ``client_key`` receives the WSGI environ (default: ``REMOTE_ADDR``);
+    ``route`` too (default: ``environ["sentia.route"]``, which the application
+    may set to the matched route template).
     """
 
     def __init__(
@@ -181,9 +217,10 @@ class SentiaWSGIMiddleware:
         limiter: _Limiter | None = None,
         rate_limit: str | None = None,
         client_key: Callable[[Any], str] | None = None,
+        route: Callable[[Any], str | None] | None = None,
     ) -> None:
         self.app = app
-        self._core = _RequestCore(monitor, queries, limiter, rate_limit, client_key)
+        self._core = _RequestCore(monitor, queries, limiter, rate_limit, client_key, route=route)
 
     @classmethod
     def from_sentia(
@@ -206,7 +243,7 @@ class SentiaWSGIMiddleware:
                 start_response(
                     "429 Too Many Requests", [(k.decode(), v.decode()) for k, v in headers]
                 )
-                core.finish(started, status, False, method)
+                core.finish(started, status, False, method, core.route_of(environ, _wsgi_route))
                 return [body]
         status = 500
 
@@ -227,12 +264,12 @@ class SentiaWSGIMiddleware:
             app_body = self.app(environ, start_wrapper)
         except BaseException as exc:
             unit.__exit__(type(exc), exc, exc.__traceback__)
-            core.finish(started, status, True, method)
+            core.finish(started, status, True, method, core.route_of(environ, _wsgi_route))
             raise
 
         def done(raised: bool) -> None:
             unit.__exit__(None, None, None)
-            core.finish(started, status, raised, method)
+            core.finish(started, status, raised, method, core.route_of(environ, _wsgi_route))
 
         return _ClosingBody(app_body, done)
 

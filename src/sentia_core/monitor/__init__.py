@@ -18,6 +18,7 @@ from ._alerts import (
     classify,
     decide,
 )
+from ._dashboard import DASHBOARD_WINDOWS, Transition
 from ._defaults import (
     CACHE_HITS_METRIC,
     CACHE_MISSES_METRIC,
@@ -58,6 +59,7 @@ from ._timing import Timer
 __all__ = [
     "CACHE_HITS_METRIC",
     "CACHE_MISSES_METRIC",
+    "DASHBOARD_WINDOWS",
     "DEFAULT_BUCKETS",
     "DEFAULT_RETENTION",
     "DEFAULT_RULE_NAMES",
@@ -99,6 +101,7 @@ __all__ = [
     "SystemCollector",
     "SystemSample",
     "Timer",
+    "Transition",
     "WebhookNotifier",
     "alert_state_diagram",
     "classify",

@@ -34,10 +34,13 @@ class Routes:
         metrics: Callable[[], str],
         metrics_json: Callable[[], str],
         health: Callable[[], tuple[bool, str]],
+        dashboard: Callable[[str, str], tuple[int, dict[str, str], bytes] | None] | None = None,
     ) -> None:
         self.metrics = metrics
         self.metrics_json = metrics_json
         self.health = health
+        #: ``(path, query) -> (status, headers, body)`` or None: the dashboard's pages.
+        self.dashboard = dashboard
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -55,7 +58,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve(head=False)
 
     def _serve(self, *, head: bool) -> None:
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
+        extra: dict[str, str] = {}
         try:
             if path == "/metrics":
                 status, ctype, body = 200, PROMETHEUS_CONTENT_TYPE, self.routes.metrics().encode()
@@ -65,6 +69,9 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/health":
                 ok, text = self.routes.health()
                 status, ctype, body = (200 if ok else 503), "application/json", text.encode()
+            elif self.routes.dashboard is not None and (page := self.routes.dashboard(path, query)):
+                status, extra, body = page
+                ctype = extra["Content-Type"]
             elif path == "/":
                 status, ctype = 200, "text/html; charset=utf-8"
                 body = (
@@ -79,7 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
             _log.exception("monitor endpoint %s failed", path)
             status, ctype = 500, "application/json"
             body = json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode()
-        headers = {"Content-Type": ctype, "Cache-Control": "no-store"}
+        headers = {"Content-Type": ctype, "Cache-Control": "no-store", **extra}
         if (
             status == 200
             and len(body) > 1024

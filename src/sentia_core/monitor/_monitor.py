@@ -20,6 +20,7 @@ import logging
 import math
 import random
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -31,6 +32,14 @@ from sentia_core._validate import check_callable, check_int, check_positive
 from sentia_core.errors import ConfigError, MetricError, MonitorError
 
 from ._alerts import Alert, AlertRule, AlertStatus, RuleEngine
+from ._dashboard import (
+    DashboardData,
+    Timeline,
+    Transition,
+    build_dashboard,
+    check_window,
+    dashboard_response,
+)
 from ._defaults import ERRORS_METRIC, REQUESTS_METRIC, RESPONSE_TIME_METRIC
 from ._export import DEFAULT_BUCKETS, csv_text, history_csv, metrics_dict, prometheus_text
 from ._expr import ExpressionError, Selector, windows_of
@@ -61,6 +70,7 @@ R = TypeVar("R")
 EVENTS_METRIC = "sentia_events_total"
 _NOTIFY_METRIC = "sentia_monitor_notifications_total"
 _FIRING_METRIC = "sentia_monitor_alerts_firing"
+_PENDING_METRIC = "sentia_monitor_alerts_pending"
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +342,9 @@ class PerformanceMonitor:
         self._ticks = 0
         self._collectors: tuple[Callable[[], object], ...] = ()
         self._tick_errors = 0
+        self._timeline = Timeline()
+        self._alert_log: deque[dict[str, Any]] = deque(maxlen=500)
+        self._sections: tuple[tuple[str, Callable[[], Mapping[str, Any]]], ...] = ()
 
     # ------------------------------------------------------------------ metrics
 
@@ -803,6 +816,11 @@ class PerformanceMonitor:
         """
         alerts = self._rules.evaluate(self._source, self._now(), self._wall())
         if alerts:
+            self._alert_log.extend(
+                {"at": a.at, "rule": a.rule, "kind": a.kind.value, "severity": a.severity.value,
+                 "value": a.value, "threshold": a.threshold}
+                for a in alerts
+            )  # fmt: skip
             if self.listeners:
                 for alert in alerts:
                     self.listeners.emit(alert)
@@ -852,6 +870,13 @@ class PerformanceMonitor:
                 self._self_series["firing", ""] = gauge
             assert isinstance(gauge, Gauge)
             gauge.set(firing)
+            pending = sum(1 for s in self._rules.statuses() if s.state == "pending")
+            gauge = self._self_series.get(("pending", ""))
+            if gauge is None:
+                gauge = self.gauge(_PENDING_METRIC, help="Alert rules pending now.")
+                self._self_series["pending", ""] = gauge
+            assert isinstance(gauge, Gauge)
+            gauge.set(pending)
         for st in self._dispatcher.stats():
             for outcome, total in (("sent", st.sent), ("failed", st.failures),
                                    ("dropped", st.dropped)):  # fmt: skip
@@ -870,6 +895,89 @@ class PerformanceMonitor:
                 if delta > 0:
                     c.inc(delta)
                     self._reported[key] = total
+
+    # ------------------------------------------------------------------ dashboard
+
+    def record_transition(
+        self,
+        kind: str,
+        subject: str,
+        from_state: str,
+        to_state: str,
+        reason: str = "",
+        *,
+        at: float | None = None,
+    ) -> None:
+        """Remember a state change for the dashboard's timelines (a bounded ring).
+
+        The facade records every breaker transition (``kind="breaker"``) and
+        every cache entering or leaving degraded mode (``kind="cache"``,
+        states ``"ok"``/``"degraded"``) from the events it forwards.
+
+        Args:
+            kind: what changed (``"breaker"``, ``"cache"``...).
+            subject: which one (its name).
+            from_state, to_state: the states before and after.
+            reason: why, for people.
+            at: wall-clock time (default: now).
+        """
+        self._timeline.add(
+            Transition(
+                self._wall() if at is None else float(at),
+                str(kind), str(subject), str(from_state), str(to_state), str(reason),
+            )
+        )  # fmt: skip
+
+    def transitions(self, kind: str | None = None, since: float | None = None) -> list[Transition]:
+        """The recorded transitions of ``kind`` (None: all) since ``since``, oldest first."""
+        return self._timeline.items(kind, since)
+
+    def add_dashboard_section(
+        self, panel: str, fn: Callable[[], Mapping[str, Any]]
+    ) -> Callable[[], None]:
+        """Add tables to a dashboard panel: ``fn()`` returns ``{"tables": [...]}``.
+
+        Each table is ``{"id", "title", "columns": [[label, format], ...],
+        "rows": [[cell, ...], ...]}`` with formats ``text``, ``code``, ``num``,
+        ``ms``, ``pct``, ``bytes``, ``time`` (epoch seconds) or ``state``. ``panel``
+        is one of the built-in panels (``http``, ``cache``, ``breakers``,
+        ``registry``, ``alerts``, ``system``, ``sql``) or a new one. ``fn`` runs
+        on every dashboard request; if it raises, the panel shows the error.
+        Returns a function that removes the section.
+        """
+        if not isinstance(panel, str) or not panel:
+            raise ConfigError("panel", panel, "must be a non-empty string")
+        check_callable("fn", fn)
+        entry = (panel, fn)
+        with self._lock:
+            self._sections = (*self._sections, entry)
+
+        def remove() -> None:
+            with self._lock:
+                self._sections = tuple(e for e in self._sections if e is not entry)
+
+        return remove
+
+    def dashboard(self, window: str = "1h") -> dict[str, Any]:
+        """The document the dashboard page polls (``/dashboard.json``), JSON-ready.
+
+        Args:
+            window: ``"1h"``, ``"24h"`` or ``"7d"``: how far back the charts reach
+                (each from the history tier that covers it).
+
+        Raises:
+            ConfigError: an unknown window.
+        """
+        check_window(window)
+        data = DashboardData(
+            history=self._history,
+            now=self._wall(),
+            alerts=[_clean(s.to_dict()) for s in self.alerts()],
+            alert_log=list(self._alert_log),
+            timeline=self._timeline,
+            sections=self._sections,
+        )
+        return build_dashboard(data, window)
 
     # ------------------------------------------------------------------ health
 
@@ -985,7 +1093,8 @@ class PerformanceMonitor:
         return csv_text(self._registry.families(), quantiles=self._quantiles, windows=self._windows)
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> MetricsServer:
-        """Serve ``/metrics``, ``/metrics.json`` and ``/health`` from a daemon thread.
+        """Serve ``/metrics``, ``/metrics.json``, ``/health`` and the dashboard
+        (``/``, ``/dashboard``, ``/dashboard.json``, ``/static/``) from a daemon thread.
 
         ``/health`` answers 503 when unhealthy. Returns the running server
         (``.address``, ``.url``, ``.stop()``); :meth:`close` stops it too.
@@ -1008,6 +1117,7 @@ class PerformanceMonitor:
             metrics=self.prometheus_text,
             metrics_json=lambda: json.dumps(_clean(self.to_dict()), allow_nan=False, default=str),
             health=health,
+            dashboard=lambda path, query: dashboard_response(path, query, self.dashboard),
         )
         server = start_server(routes, host, port)
         with self._lock:

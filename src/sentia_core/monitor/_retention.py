@@ -18,8 +18,9 @@ from __future__ import annotations
 import math
 import threading
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 from sentia_core.errors import ConfigError
 
@@ -242,6 +243,54 @@ class History:
                 value = hi if monotonic else a[i] / n
                 out.append(HistoryPoint(bucket * res, value, lo, hi, int(n), res))
             return out
+
+    def columns(
+        self,
+        keys: Sequence[HistoryKey],
+        now: float,
+        since: float,
+        fields: Mapping[str, str] | None = None,
+    ) -> tuple[list[float], list[list[float | None]]]:
+        """Aligned columns for charts: the bucket start times from ``since`` to ``now``
+        (tier chosen as in :meth:`query`) and, per key, one value per time (None: no sample).
+
+        Each value is the bucket's value (as in :class:`HistoryPoint`), or its
+        max for metric names that ``fields`` maps to ``"max"``. Every bucket the
+        tier still holds is a time, and all keys are read under one lock, so
+        the columns line up.
+        """
+        ti = self.pick_tier(now, since, None)
+        tier = self._tiers[ti]
+        res, length, ids = tier.resolution, tier.length, tier.ids
+        newest = math.floor(now / res)
+        first = max(newest - length + 1, math.floor(since / res))
+        with self._lock:
+            buckets = [b for b in range(first, newest + 1) if ids[b % length] == b]
+            # Gather each field's slots in bucket order at C speed (itemgetter over
+            # strided copies of the ring) rather than indexing point by point.
+            positions = [b % length for b in buckets]
+            get: Callable[[array[float]], tuple[float, ...]]
+            if len(positions) > 1:
+                get = itemgetter(*positions)
+            else:
+                get = lambda ring: tuple(ring[p] for p in positions)  # noqa: E731
+            out: list[list[float | None]] = []
+            for key in keys:
+                arrays = self._data.get(key)
+                if arrays is None:
+                    out.append([None] * len(buckets))
+                    continue
+                a = arrays[ti]
+                use_max = self._monotonic[key] or (
+                    fields is not None and fields.get(key[0]) == "max"
+                )
+                counts = get(a[1::4])
+                if use_max:
+                    col = [v if n else None for v, n in zip(get(a[3::4]), counts, strict=True)]
+                else:
+                    col = [t / n if n else None for t, n in zip(get(a[0::4]), counts, strict=True)]
+                out.append(col)
+        return [b * res for b in buckets], out
 
     def query_many(
         self,
