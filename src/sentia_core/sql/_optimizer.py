@@ -69,7 +69,7 @@ from ._stats import (
 
 if TYPE_CHECKING:
     from ._advisor import IndexSuggestion, ShapeWorkload
-    from ._analyze import Analysis
+    from ._analysis import Analysis
     from ._apply import AppliedIndex, MaintenanceReport
     from ._catalog import ExistingIndex
     from ._verify import VerifiedSuggestion
