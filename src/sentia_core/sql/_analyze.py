@@ -8,25 +8,27 @@ neither resolves aliases nor understands predicates. Three passes, one module
 each (the public value objects live in :mod:`._analysis`, EXPLAIN probes in
 :mod:`._probe`):
 
-1. :mod:`._tokens`: ``_tokens`` normalises the lexer output into :class:`_Tok` records: one
-   word per keyword (``ORDER BY`` becomes two), identifiers folded as the
+1. :mod:`._tokens`: ``_tokens`` normalises the lexer output into
+   :class:`_Tok` records: one word per keyword (``ORDER BY`` becomes two), identifiers folded as the
    database folds them (unquoted to lower case, quoted kept exact), string
    prefixes (``E'..'``, ``X'..'``, ``U&'..'``) and numbered placeholders
    (``?1``, ``@p``) merged. Every literal and placeholder token is a numbered
    *slot*; the analysis later says what each slot is compared with, which is
    how :mod:`._verify` binds representative values without ever seeing a
    literal from the workload.
-2. :mod:`._expr` and :mod:`._parser`: ``_Parser`` is a tolerant recursive-descent parser over those tokens. It
-   builds a small AST for SELECT (with CTEs, set operations, joins, derived
-   tables, LATERAL), INSERT, UPDATE and DELETE, and an expression AST with SQL
-   precedence (OR < AND < NOT < comparison < arithmetic < postfix). Anything
-   it does not understand is skipped up to the next clause keyword and the
-   analysis is flagged ``partial``; nesting deeper than ``_MAX_DEPTH`` gives up
-   (``parsed=False``) instead of recursing without bound.
-3. this module: ``_Analyzer`` walks the AST (:mod:`._ast`) with one scope per query block (a SELECT core,
-   or the WHERE of an UPDATE/DELETE). Each scope maps aliases to base tables
-   or to derived tables (subqueries and CTEs, whose output columns are traced
-   back to base columns where they are plain column references). Correlated
+2. :mod:`._expr` and :mod:`._parser`: ``_Parser`` is a tolerant
+   recursive-descent parser over those tokens. It builds a small AST for
+   SELECT (with CTEs, set operations, joins, derived tables, LATERAL), INSERT,
+   UPDATE and DELETE, and an expression AST with SQL precedence (OR < AND <
+   NOT < comparison < arithmetic < postfix). Anything it does not understand
+   is skipped up to the next clause keyword and the analysis is flagged
+   ``partial``; nesting deeper than ``_MAX_DEPTH`` gives up (``parsed=False``)
+   instead of recursing without bound.
+3. this module: ``_Analyzer`` walks the AST (:mod:`._ast`) with one scope per
+   query block (a SELECT core, or the WHERE of an UPDATE/DELETE). Each scope
+   maps aliases to base tables or to derived tables (subqueries and CTEs,
+   whose output columns are traced back to base columns where they are plain
+   column references). Correlated
    references resolve through the parent scopes. Each conjunct of WHERE/ON is
    classified: equality / IN / IS NULL, range, join key, or a predicate no
    btree index can serve (OR across columns, a function or cast on the
