@@ -46,7 +46,7 @@ import math
 import random
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, TypeVar
 
 from sentia_core._clock import SYSTEM_CLOCK, Clock
 from sentia_core._events import Listeners
@@ -58,6 +58,7 @@ from sentia_core._validate import (
     check_optional_positive,
     check_positive,
 )
+from sentia_core.breaker import BreakerLike
 from sentia_core.errors import BackendError, CircuitOpenError, ConfigError, NoHealthyInstanceError
 
 from ._backend import MemoryBackend, RegistryBackend, Subscription
@@ -79,7 +80,7 @@ from ._model import (
 from ._outlier import OutlierPolicy
 from ._view import Counters, ServiceView
 
-__all__ = ["BreakerLike", "ServiceRegistry"]
+__all__ = ["ServiceRegistry"]
 
 _log = logging.getLogger("sentia_core.registry")
 
@@ -89,24 +90,6 @@ _UNSET: Any = object()
 #: longest the background thread waits between two runs (seconds, real time).
 _MAX_IDLE = 1.0
 _MAX_NAME = 256
-
-
-@runtime_checkable
-class BreakerLike(Protocol):
-    """What ``call`` needs from a per-instance circuit breaker.
-
-    :class:`sentia_core.CircuitBreaker` is one; ``breaker_factory`` may build
-    any object with these two methods. A breaker that refuses a call raises
-    :class:`~sentia_core.errors.CircuitOpenError` carrying its name.
-    """
-
-    def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Run ``fn(*args, **kwargs)`` under the breaker."""
-        ...
-
-    async def call_async(self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
-        """Await ``fn(*args, **kwargs)`` under the breaker."""
-        ...
 
 
 def _default_breaker_factory(clock: Clock) -> Callable[[str], BreakerLike]:
