@@ -1,4 +1,4 @@
-"""One ``BreakerLike`` for the cache, the registry and ``Policy``: a foreign breaker fits all three."""
+"""One ``BreakerLike`` for the cache, the registry and Policy: a foreign breaker fits all three."""
 
 from __future__ import annotations
 
