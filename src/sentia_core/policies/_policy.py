@@ -449,8 +449,7 @@ class Policy:
 
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         """Decorate ``fn`` (sync or async) with the whole pipeline."""
-        if not callable(fn):
-            raise TypeError(f"Policy decorates a callable, got {fn!r}")
+        check_callable("fn", fn)
         chain: Callable[..., Any]
         if is_coroutine_callable(fn):
             chain = self._build_async(fn)
