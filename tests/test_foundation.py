@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+import sentia_core
 from sentia_core import errors
 from sentia_core._clock import SYSTEM_CLOCK, Clock
 from sentia_core._events import Event, Listeners
@@ -19,6 +22,7 @@ from sentia_core._validate import (
     check_non_negative,
     check_positive,
 )
+from sentia_core.errors import ConfigError, NotCallableError
 from sentia_core.testing import ManualClock
 
 
@@ -169,3 +173,21 @@ def test_circuit_open_error_pickles_and_formats_lazily() -> None:
     back = pickle.loads(pickle.dumps(e))
     assert (back.breaker, back.retry_after, back.state) == ("db", 2.5, "half_open")
     assert str(back) == str(e) == "circuit 'db' is half_open; retry after 2.500s"
+
+
+@pytest.mark.parametrize(
+    "decorator",
+    [
+        lambda: sentia_core.CircuitBreaker("nc"),
+        sentia_core.Policy,
+        sentia_core.Retry,
+        lambda: sentia_core.Timeout(1.0),
+        lambda: sentia_core.Bulkhead(max_concurrent=1),
+    ],
+    ids=["breaker", "policy", "retry", "timeout", "bulkhead"],
+)
+def test_decorating_a_non_callable_is_one_error_everywhere(decorator: Callable[[], Any]) -> None:
+    with pytest.raises(NotCallableError) as info:
+        decorator()(42)
+    assert isinstance(info.value, TypeError) and isinstance(info.value, ConfigError)
+    assert info.value.parameter == "fn"

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from typing import TypeVar
 
-from .errors import ConfigError
+from .errors import ConfigError, NotCallableError
 
 __all__ = [
     "check_callable",
@@ -94,7 +94,7 @@ def check_choice(parameter: str, value: T, choices: tuple[T, ...]) -> T:
 
 
 def check_callable(parameter: str, value: object) -> Callable[..., object]:
-    """Something callable."""
+    """Something callable (a :class:`NotCallableError` otherwise, a ConfigError and a TypeError)."""
     if not callable(value):
-        raise ConfigError(parameter, value, "must be callable")
+        raise NotCallableError(parameter, value, "must be callable")
     return value

@@ -10,6 +10,7 @@ catches a :class:`ConfigError`, ``except TimeoutError`` catches a
 
     SentiaError
     ├── ConfigError (ValueError)            invalid configuration, names .parameter
+    │   └── NotCallableError (TypeError)    a function was required (decorators, hooks)
     ├── CallRejectedError                   a policy refused to run the call
     │   ├── CircuitOpenError                .breaker, .retry_after
     │   ├── RateLimitExceeded               .tier, .key, .retry_after
@@ -33,7 +34,8 @@ catches a :class:`ConfigError`, ``except TimeoutError`` catches a
     │   ├── ExpressionError                 monitor: a bad alert expression
     │   └── NotificationError               monitor: a notifier failed (counted)
     └── BackendError                        a backend (Redis, a database) failed;
-        └── BackendUnavailableError         .__cause__ is the driver's error
+        ├── BackendUnavailableError         .__cause__ is the driver's error
+        └── L2WriteError                    cache: Redis refused part of a write
 
 The errors marked with a subsystem live in that subsystem's package (for
 example ``sentia_core.cache.InvalidKeyError``); the rest are defined here.
@@ -57,6 +59,7 @@ __all__ = [
     "MetricError",
     "MonitorError",
     "NoHealthyInstanceError",
+    "NotCallableError",
     "RateLimitExceeded",
     "RegistryError",
     "SentiaError",
@@ -83,6 +86,14 @@ class ConfigError(SentiaError, ValueError):
         self.value = value
         self.reason = reason
         super().__init__(f"invalid {parameter}={value!r}: {reason}")
+
+
+class NotCallableError(ConfigError, TypeError):
+    """A non-callable where a function is required: decorating one, or a hook.
+
+    Both ``except ConfigError`` (it names ``.parameter``) and ``except
+    TypeError`` (what Python raises for a non-callable) catch it.
+    """
 
 
 class CallRejectedError(SentiaError):

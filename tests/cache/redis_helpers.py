@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 
@@ -52,18 +50,3 @@ class CountingRedis:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
-
-
-def eventually(predicate: Callable[[], object], timeout: float = 10.0) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` real seconds pass.
-
-    For effects that cross a real network hop (pub/sub delivery, a server
-    restart); the time it took is never asserted.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)

@@ -4,8 +4,6 @@ covers the shared API on fakeredis, a real server and the cluster)."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from typing import Any
 
 import fakeredis
@@ -14,20 +12,11 @@ import pytest
 from sentia_core.cache import AsyncTieredCache, TieredCache
 from sentia_core.errors import ConfigError
 from sentia_core.testing import ManualClock
+from tests.waiting import async_eventually as eventually
 
 
 def _fake() -> Any:
     return fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
-
-
-async def eventually(predicate: Callable[[], object], timeout: float = 10.0) -> bool:
-    """Poll (yielding to the loop) until true or ``timeout`` real seconds pass."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.005)
-    return True
 
 
 class TestLifecycle:

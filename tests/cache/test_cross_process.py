@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from .redis_helpers import eventually
+from tests.waiting import eventually
+
 from .worker import Worker
 
 pytestmark = pytest.mark.redis

@@ -20,8 +20,7 @@ from sentia_core.breaker import CircuitBreaker
 from sentia_core.cache import TieredCache
 from sentia_core.cache._redis_backend import _record_exceptions
 from tests._servers import RedisServer
-
-from .redis_helpers import eventually
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.redis
 

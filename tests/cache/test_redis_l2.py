@@ -33,8 +33,9 @@ from sentia_core.cache._envelope import encode, encode_tags
 from sentia_core.cache._l2 import Plan
 from sentia_core.errors import ConfigError
 from sentia_core.testing import ManualClock
+from tests.waiting import eventually
 
-from .redis_helpers import CountingRedis, eventually
+from .redis_helpers import CountingRedis
 
 NS = "ns"
 SECRET = "l2-suite-secret-0123456789abcdef"

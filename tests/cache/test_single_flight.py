@@ -14,26 +14,9 @@ from typing import Any
 import pytest
 
 from sentia_core.cache import TieredCache
+from tests.waiting import async_wait_until, wait_until
 
 WAIT = 10.0  # seconds: only a safety net against a hang, never reached when correct
-
-
-def _wait_until(predicate: Callable[[], bool], gate: threading.Event) -> None:
-    """Spin on ``gate.wait`` (which returns at once when set) until ``predicate``."""
-    for _ in range(100_000):
-        if predicate():
-            return
-        gate.wait(0.0005)
-    raise AssertionError("condition never became true")
-
-
-async def _until(predicate: Callable[[], bool]) -> None:
-    """Yield to the loop until ``predicate``; fail (never hang) if it stays false."""
-    for _ in range(20_000):
-        if predicate():
-            return
-        await asyncio.sleep(0 if _ % 100 else 0.001)
-    raise AssertionError("condition never became true")
 
 
 class BlockingLoader:
@@ -87,7 +70,7 @@ class TestThreads:
         cache = TieredCache()
         loader = BlockingLoader()
         threads, results = _stampede(cache, loader, 16)
-        _wait_until(lambda: cache.stats().coalesced == 15, loader.release)
+        wait_until(lambda: cache.stats().coalesced == 15)
         loader.release.set()
         _join(threads)
         assert loader.calls == 1
@@ -100,7 +83,7 @@ class TestThreads:
         cache = TieredCache()
         loader = BlockingLoader(error=LookupError("db down"))
         threads, results = _stampede(cache, loader, 8)
-        _wait_until(lambda: cache.stats().coalesced == 7, loader.release)
+        wait_until(lambda: cache.stats().coalesced == 7)
         loader.release.set()
         _join(threads)
         assert loader.calls == 1
@@ -225,7 +208,7 @@ class TestAsyncio:
             return x * 10
 
         tasks = [asyncio.create_task(fetch(7)) for _ in range(20)]
-        await _until(lambda: cache.stats().coalesced >= 19)
+        await async_wait_until(lambda: cache.stats().coalesced >= 19)
         gate.set()
         assert await asyncio.gather(*tasks) == [70] * 20
         assert calls == 1
@@ -243,7 +226,7 @@ class TestAsyncio:
             raise TimeoutError("upstream")
 
         tasks = [asyncio.create_task(fetch()) for _ in range(5)]
-        await _until(lambda: cache.stats().coalesced >= 4)
+        await async_wait_until(lambda: cache.stats().coalesced >= 4)
         gate.set()
         results = await asyncio.gather(*tasks, return_exceptions=True)
         assert all(isinstance(r, TimeoutError) for r in results)
@@ -263,11 +246,11 @@ class TestAsyncio:
             return f"run {calls}"
 
         leader = asyncio.create_task(fetch())
-        await _until(lambda: calls > 0)
+        await async_wait_until(lambda: calls > 0)
         waiters = [asyncio.create_task(fetch()) for _ in range(3)]
-        await _until(lambda: cache.stats().coalesced >= 3)
+        await async_wait_until(lambda: cache.stats().coalesced >= 3)
         leader.cancel()
-        await _until(lambda: calls >= 2)
+        await async_wait_until(lambda: calls >= 2)
         gates[1].set()
         assert await asyncio.gather(*waiters) == ["run 2"] * 3
         with pytest.raises(asyncio.CancelledError):
@@ -303,7 +286,7 @@ class TestAsyncio:
             return await cache._aload("k", _never, None, ())
 
         task = asyncio.create_task(from_task())
-        await _until(lambda: cache.stats().coalesced >= 1)
+        await async_wait_until(lambda: cache.stats().coalesced >= 1)
         loader.release.set()
         assert await task == "from thread"
         await asyncio.to_thread(thread.join, WAIT)
@@ -326,7 +309,7 @@ class TestAsyncio:
         assert started.wait(WAIT)
         waiter = threading.Thread(target=lambda: results.append(cache.get_or_set("k", _boom)))
         waiter.start()
-        _wait_until(lambda: cache.stats().coalesced == 1, release)
+        wait_until(lambda: cache.stats().coalesced == 1)
         release.set()
         _join([loop_thread, waiter])
         assert results == ["from task", "from task"]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,22 +13,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invaria
 from sentia_core.errors import BulkheadFullError, ConfigError
 from sentia_core.policies import Bulkhead, BulkheadEvent, deadline
 from sentia_core.testing import ManualClock
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    """Coordination only (never a timing assertion): poll until another thread got there."""
-    give_up = time.monotonic() + 30
-    while not condition():
-        assert time.monotonic() < give_up, f"never reached: {what}"
-        time.sleep(0.001)
-
-
-async def async_wait_until(condition: Callable[[], bool], what: str) -> None:
-    give_up = time.monotonic() + 30
-    while not condition():
-        assert time.monotonic() < give_up, f"never reached: {what}"
-        await asyncio.sleep(0.001)
-
+from tests.waiting import async_wait_until, wait_until
 
 # ----------------------------------------------------------------- the core
 

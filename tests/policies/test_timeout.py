@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,20 +12,13 @@ import pytest
 from sentia_core.errors import CallTimeoutError, ConfigError
 from sentia_core.policies import Timeout, TimeoutEvent, check_deadline, deadline, remaining_time
 from sentia_core.testing import ManualClock
+from tests.waiting import wait_until
 
 # A deadline short enough to keep the suite fast; tests assert outcomes, never durations.
 SHORT = 0.02
 # For sync tests that need the worker to have *started* the call before the caller
 # gives up: generous, because a loaded CI machine may take a while to schedule it.
 STARTED_WITHIN = 0.5
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    """Coordination only: poll until a worker thread got there."""
-    give_up = time.monotonic() + 30
-    while not condition():
-        assert time.monotonic() < give_up, f"never reached: {what}"
-        time.sleep(0.001)
 
 
 # ------------------------------------------------------------------ asyncio

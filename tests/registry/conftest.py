@@ -9,7 +9,6 @@ notifications arrive (memory: synchronously; Redis: by polling pub/sub).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,18 +17,14 @@ import pytest
 
 from sentia_core.registry import MemoryBackend, RedisBackend, RegistryBackend, Subscription
 from sentia_core.testing import ManualClock
+from tests.waiting import wait_until
 
 DEADLINE = 10.0
 
 
 def wait_for(predicate: Callable[[], object], deadline: float = DEADLINE, what: str = "") -> None:
-    """Poll ``predicate`` until truthy; fail after ``deadline`` seconds (never asserts timing)."""
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.01)
-    pytest.fail(f"condition not reached within {deadline}s: {what or predicate}")
+    """The suite's :func:`tests.waiting.wait_until`, with the registry tests' deadline."""
+    wait_until(predicate, what, timeout=deadline)
 
 
 @dataclass

@@ -368,7 +368,7 @@ async def test_acall_reads_the_backend_off_the_event_loop(clock: ManualClock) ->
 def test_the_success_path_allocates_no_retry_state(
     clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sentia_core.registry import _registry
+    from sentia_core.registry import _failover as _registry
 
     made: list[object] = []
 

@@ -5,15 +5,9 @@ from __future__ import annotations
 import pytest
 
 from sentia_core.errors import UnsafeStatementError
-from sentia_core.sql._analyze import (
-    Analysis,
-    ColumnRef,
-    JoinKey,
-    OrderColumn,
-    Predicate,
-    analyze,
-    probe,
-)
+from sentia_core.sql._analysis import Analysis, ColumnRef, JoinKey, OrderColumn, Predicate
+from sentia_core.sql._analyze import analyze
+from sentia_core.sql._probe import probe
 
 from .advisor_orm import orm_statements
 

@@ -8,7 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sentia_core.errors import UnsafeStatementError
-from sentia_core.sql._analyze import Analysis, ParameterSlot, analyze, probe
+from sentia_core.sql._analysis import Analysis, ParameterSlot
+from sentia_core.sql._analyze import analyze
+from sentia_core.sql._probe import probe
 
 from .advisor_strategies import any_sql, expressions, from_clauses, mutated_sql
 

@@ -7,6 +7,7 @@ re-exported here; the modules are private.
 
 from ._breaker import CircuitBreaker
 from ._config import BreakerConfig, ExceptionRule, ResultPredicate
+from ._protocol import BreakerLike
 from ._state import BreakerState, IllegalTransitionError, Trigger, state_diagram
 from ._store import RedisStateStore, StateStore, StoreReply, StoreRequest
 from ._types import BreakerCallOutcome, BreakerMetrics, BreakerStateChanged, Outcome, SharedState
@@ -14,6 +15,7 @@ from ._types import BreakerCallOutcome, BreakerMetrics, BreakerStateChanged, Out
 __all__ = [
     "BreakerCallOutcome",
     "BreakerConfig",
+    "BreakerLike",
     "BreakerMetrics",
     "BreakerState",
     "BreakerStateChanged",

@@ -392,8 +392,7 @@ class CircuitBreaker:
 
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         """Decorate a function or a coroutine function (detected once, here)."""
-        if not callable(fn):
-            raise ConfigError("fn", fn, "only a function can be decorated")
+        check_callable("fn", fn)
         core = self._core
         window = core.window
         if inspect.iscoroutinefunction(fn):

@@ -20,6 +20,7 @@ from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from sentia_core._clock import SYSTEM_CLOCK, Clock
 from sentia_core._redis import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT
+from sentia_core.breaker import BreakerLike
 from sentia_core.errors import ConfigError
 
 from ._backend import AsyncCacheBackend
@@ -94,7 +95,7 @@ class AsyncTieredCache(CacheOps):
         redis_cluster: bool = False,
         socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-        breaker: Any = None,
+        breaker: BreakerLike | None = None,
         invalidation: bool = True,
         heartbeat_interval: float = 1.0,
         disconnected_ttl: float = 1.0,

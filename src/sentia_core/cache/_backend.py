@@ -1,4 +1,4 @@
-"""The seam where a second layer (part 2's Redis L2) plugs in under the L1.
+"""The seam where a second layer (the Redis L2) plugs in under the L1.
 
 Theory of operation. :class:`~sentia_core.cache.TieredCache` asks its layers
 in order: the L1 (in-process, decided by the core), then the backend, then

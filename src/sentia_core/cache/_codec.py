@@ -1,7 +1,7 @@
 """Turning values into bytes and back: serialize, compress, sign.
 
 Theory of operation. A *payload* is what a byte-oriented layer (an L1 that
-stores payloads, part 2's Redis L2) holds::
+stores payloads, the Redis L2) holds::
 
     +--------+----------------------+------------------------------+
     | header | HMAC-SHA256 (32 B)   | body (maybe zstd-compressed) |

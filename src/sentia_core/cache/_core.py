@@ -1,16 +1,17 @@
-"""The cache's core: every decision, no I/O. ``TieredCache`` (and part 2's
-``AsyncTieredCache``) are thin adapters around one :class:`CacheCore`.
+"""The cache's core: every decision, no I/O. ``TieredCache`` and
+``AsyncTieredCache`` are thin shells around one :class:`CacheCore`.
 
 Theory of operation
 -------------------
 
 *Layers.* A read asks the layers in order: the L1 (:class:`MemoryLayer`,
 in-process, decided here), then the backend (a byte-oriented second layer,
-:mod:`._backend`; part 2's Redis), then the loader. The core owns the L1, the
-codec, the single-flight table, the counters and the listeners; the adapters
-own the I/O: calling the backend, calling the loader, waiting (a thread on an
-``Event``, a task on a ``Future``). So the sync and async twins differ only in
-``await``.
+:mod:`._backend`; the Redis L2 in :mod:`._l2`), then the loader. The core owns
+the L1, the codec, the single-flight table, the counters and the listeners.
+The procedures around those decisions (ask the L1, then the backend, then the
+loader; write through; invalidate twice) are written once, in :mod:`._ops`, as
+generators yielding effects; the two shells only run the effects -- a thread
+on an ``Event`` and plain calls, or a task on a ``Future`` and ``await``.
 
 *Hit path.* :meth:`CacheCore.make_reader` builds a closure that does one
 ``dict.get``, one clock read, the eviction policy's ``on_hit`` (LRU:

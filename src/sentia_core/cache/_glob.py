@@ -2,7 +2,7 @@
 
 Theory of operation: the L1 must select exactly the keys Redis's ``SCAN MATCH``
 selects for the same pattern, or the two layers of one cache would disagree
-after an invalidation (part 2 sends the same pattern to Redis). So the pattern
+after an invalidation (the Redis L2 is sent the same pattern). So the pattern
 is parsed the way Redis's ``stringmatchlen()`` parses it, byte by byte over the
 UTF-8 encoding of the key, and compiled once into an anchored ``bytes`` regex:
 

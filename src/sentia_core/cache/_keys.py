@@ -7,8 +7,8 @@ later ``get("42")`` would then alias). ``@cached`` builds its keys itself:
     ``module.qualname(arg, arg, name=arg)``
 
 where each argument is written with a *stable* ``repr``: the same on every
-run and in every process (no ``id()``, no hash randomization), so that part 2
-can share entries across processes through Redis. Supported argument types
+run and in every process (no ``id()``, no hash randomization), so that the Redis L2
+shares entries across processes. Supported argument types
 are ``str``, ``int``, ``float``, ``bool``, ``None``, ``bytes``, ``Decimal``,
 ``UUID``, ``datetime``/``date``/``time``/``timedelta``, ``Enum`` members and
 ``tuple``/``list``/``dict``/``set``/``frozenset`` of those (dicts and sets in

@@ -55,6 +55,7 @@ from typing import Any, Literal, NamedTuple, TypeVar, cast
 from sentia_core._clock import Clock
 from sentia_core._events import Event
 from sentia_core._validate import check_positive
+from sentia_core.breaker import BreakerLike
 from sentia_core.errors import CircuitOpenError, ConfigError
 
 from ._backend import CacheBackend
@@ -150,7 +151,7 @@ class CacheOps:
         redis_cluster: bool,
         socket_timeout: float,
         connect_timeout: float,
-        breaker: Any,
+        breaker: BreakerLike | None,
         invalidation: bool,
         heartbeat_interval: float,
         disconnected_ttl: float,
@@ -238,15 +239,15 @@ class CacheOps:
     @staticmethod
     def _redis_kwargs(kw: dict[str, Any], cluster: bool, owns: bool) -> dict[str, Any]:
         """The keyword arguments of a Redis backend shell (shared by both shells)."""
-        from sentia_core.breaker import CircuitBreaker
-
         from ._redis_backend import default_breaker
 
         breaker = kw["breaker"]
         if breaker is None:
             breaker = default_breaker(kw["namespace"], kw["clock"])
-        elif not isinstance(breaker, CircuitBreaker):
-            raise ConfigError("breaker", breaker, "must be a sentia_core CircuitBreaker")
+        elif not isinstance(breaker, BreakerLike):
+            raise ConfigError(
+                "breaker", breaker, "must be a circuit breaker (sentia_core.breaker.BreakerLike)"
+            )
         if not isinstance(kw["redis_cluster"], bool):
             raise ConfigError("redis_cluster", kw["redis_cluster"], "a bool")
         return {

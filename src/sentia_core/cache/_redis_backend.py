@@ -49,7 +49,7 @@ from collections.abc import Generator, Sequence
 from typing import Any, Protocol, TypeVar
 
 from sentia_core._clock import Clock
-from sentia_core.breaker import BreakerState, CircuitBreaker
+from sentia_core.breaker import BreakerLike, BreakerState, CircuitBreaker
 
 from ._backend import BackendWrite, StoredValue
 from ._bus import Bus, NoticeKind
@@ -156,7 +156,7 @@ class _RedisBase:
         cluster: bool,
         clock: Clock,
         redis_ttl: float,
-        breaker: CircuitBreaker,
+        breaker: BreakerLike,
         invalidation: bool,
         heartbeat: float,
         timeout: float,

@@ -24,6 +24,7 @@ from typing import Any, Literal, ParamSpec, Protocol, TypeVar, cast, overload
 
 from sentia_core._clock import SYSTEM_CLOCK, Clock
 from sentia_core._redis import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT
+from sentia_core.breaker import BreakerLike
 
 from ._backend import CacheBackend
 from ._codec import DEFAULT_MAX_DECOMPRESSED_SIZE, Serializer
@@ -117,7 +118,8 @@ class TieredCache(CacheOps):
         redis_cluster: with a URL, connect to a Redis Cluster.
         socket_timeout: seconds a Redis command may take, with a URL (default 0.25).
         connect_timeout: seconds to connect to Redis, with a URL (default 0.25).
-        breaker: the :class:`~sentia_core.breaker.CircuitBreaker` guarding Redis
+        breaker: the :class:`~sentia_core.breaker.CircuitBreaker` (any
+            :class:`~sentia_core.breaker.BreakerLike`) guarding Redis
             calls (default: one opening after 3 consecutive connection errors
             or timeouts, for 5 seconds).
         invalidation: announce writes and invalidations on the namespace's
@@ -161,7 +163,7 @@ class TieredCache(CacheOps):
         redis_cluster: bool = False,
         socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-        breaker: Any = None,
+        breaker: BreakerLike | None = None,
         invalidation: bool = True,
         heartbeat_interval: float = 1.0,
         disconnected_ttl: float = 1.0,

@@ -32,13 +32,13 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import repeat, starmap
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from sentia_core.errors import MetricError
 
 from ._names import check_label_names, check_metric_name, label_values
 from ._sketch import FrozenSketch, QuantileSketch
-from ._timing import Timer
+from ._timing import Timer, timed
 
 __all__ = [
     "OVERFLOW_LABEL_VALUE",
@@ -317,7 +317,11 @@ class Histogram(_Series):
 
     def time(self) -> Timer:
         """A context manager (sync and async) that observes the seconds its body took."""
-        return Timer(self)
+        return Timer(self._now, self._record)
+
+    def timed(self, fn: Callable[P, R]) -> Callable[P, R]:
+        """``fn`` (a def or an async def) with each call's duration observed here."""
+        return timed(self._now, self._record, fn)
 
     def _drain(self) -> None:
         with self._lock:
@@ -462,6 +466,8 @@ class Histogram(_Series):
             return self._skipped
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
 S = TypeVar("S", Counter, Gauge, Histogram)
 
 

@@ -57,7 +57,7 @@ from ._notify import Dispatcher, NotifierStats
 from ._retention import DEFAULT_RETENTION, History, HistoryKey, HistoryPoint, normalize_retention
 from ._sketch import QuantileSketch
 from ._system import SystemCollector, SystemSample
-from ._timing import Timer, timed
+from ._timing import Timer
 
 __all__ = ["EVENTS_METRIC", "MonitorStats", "PerformanceMonitor"]
 
@@ -449,7 +449,7 @@ class PerformanceMonitor:
         self, name: str, labels: Mapping[str, object] | None = None, /, **kwlabels: object
     ) -> Timer:
         """A context manager (``with`` / ``async with``) timing its body into histogram ``name``."""
-        return Timer(self._histogram(name, self._labels(labels, kwlabels)))
+        return self._histogram(name, self._labels(labels, kwlabels)).time()
 
     def timed(
         self, name: str, labels: Mapping[str, object] | None = None, /, **kwlabels: object
@@ -458,7 +458,7 @@ class PerformanceMonitor:
         hist = self._histogram(name, self._labels(labels, kwlabels))
 
         def decorate(fn: Callable[P, R]) -> Callable[P, R]:
-            return timed(hist, fn)
+            return hist.timed(fn)
 
         return decorate
 

@@ -3,7 +3,9 @@
 :class:`Timer` is both a sync and an async context manager; :func:`timed`
 wraps sync functions and coroutine functions alike. Both read the clock
 once at the start and once at the end, and hand the end reading to the
-histogram so that it does not read the clock a third time.
+histogram so that it does not read the clock a third time. They know the
+histogram only as two callables, its clock and its ``record(value, now)``,
+so this module depends on nothing in the monitor.
 """
 
 from __future__ import annotations
@@ -12,15 +14,15 @@ import functools
 import inspect
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
-
-if TYPE_CHECKING:
-    from ._metrics import Histogram
+from typing import Any, ParamSpec, TypeVar, cast, overload
 
 __all__ = ["Timer", "timed"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+#: ``record(value, now)``: observe ``value`` with a clock reading taken already.
+Record = Callable[[float, float], None]
 
 
 class Timer:
@@ -31,22 +33,23 @@ class Timer:
     (the time is recorded either way).
     """
 
-    __slots__ = ("_histogram", "_start", "elapsed")
+    __slots__ = ("_now", "_record", "_start", "elapsed")
 
-    def __init__(self, histogram: Histogram) -> None:
-        self._histogram = histogram
+    def __init__(self, now: Callable[[], float], record: Record) -> None:
+        self._now = now
+        self._record = record
         self._start = 0.0
         #: seconds the body took (set on exit).
         self.elapsed: float | None = None
 
     def _begin(self) -> Timer:
-        self._start = self._histogram._now()
+        self._start = self._now()
         return self
 
     def _end(self) -> None:
-        end = self._histogram._now()
+        end = self._now()
         self.elapsed = elapsed = end - self._start
-        self._histogram._record(elapsed, end)
+        self._record(elapsed, end)
 
     def __enter__(self) -> Timer:
         return self._begin()
@@ -72,18 +75,18 @@ class Timer:
 
 
 @overload
-def timed(histogram: Histogram, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]: ...
+def timed(
+    now: Callable[[], float], record: Record, fn: Callable[P, Awaitable[R]]
+) -> Callable[P, Awaitable[R]]: ...
 @overload
-def timed(histogram: Histogram, fn: Callable[P, R]) -> Callable[P, R]: ...
-def timed(histogram: Histogram, fn: Callable[P, Any]) -> Callable[P, Any]:
+def timed(now: Callable[[], float], record: Record, fn: Callable[P, R]) -> Callable[P, R]: ...
+def timed(now: Callable[[], float], record: Record, fn: Callable[P, Any]) -> Callable[P, Any]:
     """Wrap ``fn`` (sync or ``async def``) so each call's duration is observed.
 
-    The histogram is resolved once, when decorating; a call costs two clock
-    reads and one observation.
+    ``now`` and ``record`` are a histogram's clock and its observation with a
+    clock reading (:meth:`Histogram.timed` passes its own); a call costs two
+    clock reads and one observation.
     """
-    now = histogram._now
-    record = histogram._record
-
     if inspect.iscoroutinefunction(fn):
         afn = cast(Callable[P, Awaitable[Any]], fn)
 

@@ -4,12 +4,13 @@ See ``docs/policies.md``. Everything public is re-exported here; the modules
 themselves are private.
 """
 
+from sentia_core.breaker import BreakerLike
+
 from ._backoff import Backoff, ExponentialBackoff, FixedBackoff, LinearBackoff
 from ._budget import BudgetStats, RetryBudget, RetryBudgetLike
 from ._bulkhead import Bulkhead, BulkheadEvent, BulkheadStats
 from ._deadline import Deadline, check_deadline, current_deadline, deadline, remaining_time
 from ._policy import (
-    BreakerLike,
     Policy,
     PolicyEvent,
     PolicyStats,

@@ -36,7 +36,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from sentia_core._clock import SYSTEM_CLOCK, Clock
 from sentia_core._events import Event, Listeners
-from sentia_core._validate import check_int, check_name, check_non_negative
+from sentia_core._validate import check_callable, check_int, check_name, check_non_negative
 from sentia_core.errors import BulkheadFullError, ConfigError
 
 from ._counter import Counter
@@ -397,8 +397,7 @@ class Bulkhead:
 
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         """Decorate ``fn`` (sync or async) so that every call runs in a slot."""
-        if not callable(fn):
-            raise TypeError(f"Bulkhead decorates a callable, got {fn!r}")
+        check_callable("fn", fn)
         # The fast path (take a token, run, give it back) is inlined: no method calls.
         pop, push, waiters, count = self._pop, self._push, self._waiters, self._accepted.incr
         release_slow = self._release_slow

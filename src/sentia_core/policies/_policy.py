@@ -39,6 +39,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar, overload, runtime_checkabl
 from sentia_core._clock import SYSTEM_CLOCK, Clock
 from sentia_core._events import Event, Listeners
 from sentia_core._validate import check_callable, check_int, check_name, check_non_negative
+from sentia_core.breaker import BreakerLike
 from sentia_core.errors import ConfigError, RateLimitExceeded
 
 from ._bulkhead import Bulkhead, BulkheadStats
@@ -48,7 +49,6 @@ from ._retry_after import hint_seconds
 from ._timeout import Timeout, TimeoutStats
 
 __all__ = [
-    "BreakerLike",
     "Policy",
     "PolicyEvent",
     "PolicyStats",
@@ -62,30 +62,6 @@ T = TypeVar("T")
 # A limiter that keeps denying with retry_after == 0 must not make a blocking
 # caller spin: every wait is at least this long (seconds).
 _MIN_RATE_WAIT = 0.001
-
-
-@runtime_checkable
-class BreakerLike(Protocol):
-    """What :class:`Policy` needs from a circuit breaker (``sentia_core.CircuitBreaker`` fits).
-
-    ``call``/``call_async`` raise :class:`~sentia_core.errors.CircuitOpenError`
-    without running the function while the circuit is open.
-    """
-
-    @property
-    def name(self) -> str:
-        """The breaker's name."""
-        ...
-
-    def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        """Run ``fn`` through the breaker."""
-        ...
-
-    async def call_async(
-        self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any
-    ) -> Any:
-        """Await ``fn`` through the breaker."""
-        ...
 
 
 @runtime_checkable
@@ -473,8 +449,7 @@ class Policy:
 
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         """Decorate ``fn`` (sync or async) with the whole pipeline."""
-        if not callable(fn):
-            raise TypeError(f"Policy decorates a callable, got {fn!r}")
+        check_callable("fn", fn)
         chain: Callable[..., Any]
         if is_coroutine_callable(fn):
             chain = self._build_async(fn)

@@ -646,8 +646,7 @@ class Retry:
 
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         """Decorate ``fn`` (sync or async) so that it is retried by this policy."""
-        if not callable(fn):
-            raise TypeError(f"Retry decorates a callable, got {fn!r}")
+        check_callable("fn", fn)
         wrapper: Callable[P, Any] = (
             self._wrap_async(fn) if is_coroutine_callable(fn) else self._wrap_sync(fn)
         )

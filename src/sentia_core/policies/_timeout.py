@@ -40,7 +40,13 @@ from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 from sentia_core._clock import SYSTEM_CLOCK, Clock
 from sentia_core._events import Event, Listeners
-from sentia_core._validate import check_choice, check_int, check_name, check_positive
+from sentia_core._validate import (
+    check_callable,
+    check_choice,
+    check_int,
+    check_name,
+    check_positive,
+)
 from sentia_core.errors import CallTimeoutError, ConfigError
 
 from ._counter import Counter
@@ -400,8 +406,7 @@ class Timeout:
 
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         """Decorate ``fn`` (sync or async) so that every call is time-limited."""
-        if not callable(fn):
-            raise TypeError(f"Timeout decorates a callable, got {fn!r}")
+        check_callable("fn", fn)
         wrapper: Callable[P, Any]
         if is_coroutine_callable(fn):
             call_async = self.call_async

@@ -5,6 +5,8 @@ See ``docs/registry.md``. The one class most code needs is
 backends.
 """
 
+from sentia_core.breaker import BreakerLike
+
 from ._backend import MemoryBackend, RegistryBackend, Subscription
 from ._balancers import (
     STRATEGIES,
@@ -32,7 +34,7 @@ from ._model import (
 )
 from ._outlier import OutlierPolicy
 from ._redis_backend import RedisBackend
-from ._registry import BreakerLike, ServiceRegistry
+from ._registry import ServiceRegistry
 
 __all__ = [
     "STRATEGIES",

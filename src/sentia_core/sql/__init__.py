@@ -5,7 +5,7 @@ See ``docs/sql.md`` (capture, statistics, N+1) and ``docs/sql_indexes.md``
 """
 
 from ._advisor import IndexSuggestion, ShapeWorkload, suggest_indexes
-from ._analyze import (
+from ._analysis import (
     Analysis,
     ColumnRef,
     JoinKey,
@@ -14,8 +14,8 @@ from ._analyze import (
     Predicate,
     QueryBlock,
     Unindexable,
-    analyze,
 )
+from ._analyze import analyze
 from ._apply import AppliedIndex, MaintenanceReport, UnusedIndex, apply, maintenance
 from ._catalog import ExistingIndex, read_column_stats, read_existing_indexes, read_schema
 from ._fingerprint import fingerprint, fingerprint_ex, redact, shape_id, split_statements

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 1. **One candidate per table instance per query block** (see
-   :class:`~._analyze.QueryBlock`): the equality columns (``=`` before ``IN``
+   :class:`~._analysis.QueryBlock`): the equality columns (``=`` before ``IN``
    before ``IS NULL``; most selective first when ``column_stats`` is given),
    then either one range column or the ORDER BY columns (ORDER BY wins when
    there is no range, when its first column *is* the range column, so one
@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from sentia_core._validate import check_int, check_non_negative
 from sentia_core.errors import ConfigError
 
-from ._analyze import Analysis, JoinKey, Predicate, QueryBlock, analyze
+from ._analysis import Analysis, JoinKey, Predicate, QueryBlock
+from ._analyze import analyze
 from ._catalog import ExistingIndex, read_existing_indexes, read_schema
 
 __all__ = ["IndexSuggestion", "ShapeWorkload", "suggest_indexes"]

@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 from sentia_core._events import Event
 
 if TYPE_CHECKING:
-    from ._optimizer import QueryOptimizer
     from ._stats import _ShapeRecord
 
 __all__ = ["NPlusOneDetected", "NPlusOneReport", "UnitOfWork"]
@@ -118,10 +117,18 @@ class UnitOfWork:
     make each call a unit. Nested units join the outermost one.
     """
 
-    __slots__ = ("_created", "_joined", "_optimizer", "_token", "name")
+    __slots__ = ("_close", "_created", "_joined", "_token", "_var", "name")
 
-    def __init__(self, optimizer: QueryOptimizer, name: str) -> None:
-        self._optimizer = optimizer
+    def __init__(
+        self,
+        var: contextvars.ContextVar[_Unit | None],
+        close: Callable[[_Unit], object],
+        name: str,
+    ) -> None:
+        # The optimizer's context variable holding the current unit, and what
+        # reports a finished one: all a unit needs to know of the optimizer.
+        self._var = var
+        self._close = close
         self.name = name
         self._token: contextvars.Token[_Unit | None] | None = None
         self._created: _Unit | None = None
@@ -133,7 +140,7 @@ class UnitOfWork:
         return self._joined is not None
 
     def __enter__(self) -> UnitOfWork:
-        var = self._optimizer._unit_var
+        var = self._var
         current = var.get()
         if current is not None:
             self._joined = current
@@ -151,13 +158,13 @@ class UnitOfWork:
         token = self._token
         self._created = None
         self._token = None
-        var = self._optimizer._unit_var
+        var = self._var
         if token is not None:
             try:
                 var.reset(token)
             except ValueError:  # closed from another context: clear ours
                 var.set(None)
-        self._optimizer._close_unit(unit)
+        self._close(unit)
 
     async def __aenter__(self) -> UnitOfWork:
         return self.__enter__()
@@ -167,22 +174,21 @@ class UnitOfWork:
 
     def __call__(self, fn: F) -> F:
         """Decorate ``fn`` (sync or async): each call runs in its own unit."""
-        optimizer = self._optimizer
-        name = self.name
+        var, close, name = self._var, self._close, self.name
 
         if inspect.iscoroutinefunction(fn):
             afn = cast(Callable[..., Awaitable[Any]], fn)
 
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                with optimizer.unit_of_work(name):
+                with UnitOfWork(var, close, name):
                     return await afn(*args, **kwargs)
 
             return cast(F, async_wrapper)
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with optimizer.unit_of_work(name):
+            with UnitOfWork(var, close, name):
                 return fn(*args, **kwargs)
 
         return cast(F, wrapper)

@@ -69,7 +69,7 @@ from ._stats import (
 
 if TYPE_CHECKING:
     from ._advisor import IndexSuggestion, ShapeWorkload
-    from ._analyze import Analysis
+    from ._analysis import Analysis
     from ._apply import AppliedIndex, MaintenanceReport
     from ._catalog import ExistingIndex
     from ._verify import VerifiedSuggestion
@@ -452,7 +452,7 @@ class QueryOptimizer:
         Raises:
             ConfigError: an empty or non-string ``name``.
         """
-        return UnitOfWork(self, check_name("name", name))
+        return UnitOfWork(self._unit_var, self._close_unit, check_name("name", name))
 
     def allow_nplusone(self) -> _Suppress:
         """A ``with`` block whose repeated SELECTs are intended: never reported."""

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 For each suggestion, every query shape it claims to serve is turned into a
-read-only probe (:func:`~._analyze.probe`: a SELECT stays a SELECT; an
+read-only probe (:func:`~._probe.probe`: a SELECT stays a SELECT; an
 UPDATE/DELETE becomes ``SELECT 1 FROM <target> WHERE <its WHERE>``; INSERT
 ... VALUES and DDL are skipped). The probe is EXPLAINed (never EXPLAIN
 ANALYZE, never executed) *before* and *with* the index, and the two plans are
@@ -28,7 +28,7 @@ A suggestion is *accepted* when at least one of its shapes improves.
 
 Fingerprints carry ``?`` slots, so values must be bound. They are never the
 workload's literals: each slot is bound a value sampled from the column it
-is compared with (see :class:`~._analyze.ParameterSlot`): on PostgreSQL from
+is compared with (see :class:`~._analysis.ParameterSlot`): on PostgreSQL from
 ``pg_stats`` (a histogram bound, or a most-common value), else from a
 ``TABLESAMPLE`` of the table; on SQLite from rows picked at random by rowid.
 Equality slots get a typical value (the middle of the sample); a lower bound
@@ -56,7 +56,7 @@ from sentia_core._validate import check_choice, check_fraction, check_positive
 from sentia_core.errors import BackendError, ConfigError, UnsafeStatementError
 
 from ._advisor import IndexSuggestion, ShapeWorkload, _normalize_workload
-from ._analyze import ParameterSlot, Probe, probe
+from ._analysis import ParameterSlot
 from ._catalog import (
     dialect_of,
     quote_ident,
@@ -65,6 +65,7 @@ from ._catalog import (
     sqlite_columns,
     unwrap_connection,
 )
+from ._probe import Probe, probe
 
 __all__ = ["PlanCheck", "VerifiedSuggestion", "explain", "verify"]
 
