@@ -30,8 +30,7 @@ def wait_until(predicate: Callable[[], bool], what: str, limit: float = 20.0) ->
 
 
 def connect(server: MetricsServer) -> socket.socket:
-    sock = socket.create_connection(server.address, timeout=10)
-    return sock
+    return socket.create_connection(server.address, timeout=10)
 
 
 def exchange(server: MetricsServer, data: bytes) -> bytes:

@@ -17,8 +17,9 @@ or partial: a slowloris) is closed to make room; only when every connection
 is busy being answered is the newcomer refused with 503. That is what keeps
 ``/health`` answering while slow clients hold connections: they can occupy
 descriptors for at most ``header_timeout`` and never push out a request
-being served. TLS is negotiated after a connection is admitted (so
-handshakes count against the bound too) and within the same deadline.
+being served. The server runs its own accept loop, so a connection is
+admitted before anything else happens on it: TLS handshakes count against
+the bound and run under the same deadline.
 
 Errors: 400 malformed, 408 request head or body not complete in time, 413
 body too large, 414 request line too long, 431 header too large or too many
@@ -54,7 +55,10 @@ _METHOD = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _HEADER_NAME = _METHOD
 _TARGET = re.compile(rb"^[\x21-\x7e]+$")
 _NO_REQUEST = Request("GET", "/")
-_UPGRADE = hasattr(asyncio.StreamWriter, "start_tls")  # Python 3.11+
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 5\r\nConnection: close\r\nRetry-After: 1\r\n\r\nbusy\n"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,14 +131,26 @@ class _Rejected(Exception):
 
 
 class _Conn:
-    __slots__ = ("busy", "partial", "since", "task", "writer")
+    __slots__ = ("busy", "closed", "partial", "since", "sock", "task", "transport")
 
-    def __init__(self, writer: asyncio.StreamWriter, since: float) -> None:
-        self.writer = writer
+    def __init__(self, sock: socket.socket, since: float) -> None:
+        self.sock = sock
+        self.transport: asyncio.Transport | None = None
         self.task: asyncio.Task[Any] | None = asyncio.current_task()
         self.busy = False
+        self.closed = False
         self.partial = False
         self.since = since
+
+    def close(self) -> None:
+        """Drop the connection now (its task notices and ends)."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+        elif self.task is not None and self.task is not asyncio.current_task():
+            self.task.cancel()  # still handshaking: cancelling closes the socket
+        else:
+            self.sock.close()
 
 
 def tls_context(tls: object) -> ssl.SSLContext:
@@ -171,6 +187,7 @@ class _Server:
             max_workers=limits.workers, thread_name_prefix="sentia-monitor-render"
         )
         self.stop_event: asyncio.Event | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.peak = self.accepted = self.requests = 0
         self.evicted = self.refused = self.timed_out = self.bad = 0
@@ -182,30 +199,35 @@ class _Server:
         loop.set_exception_handler(lambda _, ctx: _log.debug("monitor http: %s", ctx["message"]))
         self.loop = loop
         self.stop_event = asyncio.Event()
-        limit = max(self.limits.max_request_line, self.limits.max_header_bytes) + 2
-        # Python 3.11+ negotiates TLS after admission (handshakes count against
-        # max_connections); 3.10 lets asyncio do it before (bounded in time only).
-        tls: Any = None if _UPGRADE else self.context
-        server = await asyncio.start_server(
-            self.client,
-            sock=sock,
-            limit=limit,
-            ssl=tls,
-            ssl_handshake_timeout=None if tls is None else self.limits.header_timeout,
-        )
+        sock.setblocking(False)
+        accepting = loop.create_task(self._accept(sock))
         started.set()
         try:
             await self.stop_event.wait()
         finally:
-            server.close()
-            tasks = [c.task for c in self.conns if c.task is not None]
+            accepting.cancel()
+            tasks = [accepting, *self.tasks]
             for conn in list(self.conns):
-                conn.writer.transport.abort()
+                conn.close()  # flags it too: a cancellation wait_for swallows still ends it
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await server.wait_closed()
             self.pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _accept(self, sock: socket.socket) -> None:
+        # Our own accept loop: a connection is admitted (and counted) before
+        # anything else happens on it, its TLS handshake included.
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                client, _ = await loop.sock_accept(sock)
+            except OSError as exc:  # EMFILE and the like: back off, keep serving
+                _log.debug("monitor http accept failed: %s", exc)
+                await asyncio.sleep(0.05)
+                continue
+            task = loop.create_task(self.client(client))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
 
     def stop(self) -> None:
         loop, event = self.loop, self.stop_event
@@ -234,22 +256,45 @@ class _Server:
                 return False
             victim = min(waiting, key=lambda c: c.since)
             del self.conns[victim]
-            victim.writer.transport.abort()
+            victim.close()
             self.evicted += 1
         self.conns[conn] = None
         self.accepted += 1
         self.peak = max(self.peak, len(self.conns))
         return True
 
-    async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def client(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
-        conn = _Conn(writer, loop.time())
-        if not self._admit(conn):
-            self.refused += 1
-            await self._send(writer, _status(503, "busy"), head=False, close=True)
-            writer.transport.abort()
-            return
+        conn = _Conn(sock, loop.time())
         try:
+            if not self._admit(conn):
+                self.refused += 1
+                if self.context is None:  # a TLS client could not read a plain answer
+                    await self._refuse(sock)
+                return
+            limit = max(self.limits.max_request_line, self.limits.max_header_bytes) + 2
+            reader = asyncio.StreamReader(limit=limit)
+            protocol = asyncio.StreamReaderProtocol(reader)
+            try:
+                transport, _ = await asyncio.wait_for(
+                    loop.connect_accepted_socket(
+                        lambda: protocol,
+                        sock,
+                        ssl=self.context,
+                        ssl_handshake_timeout=None
+                        if self.context is None
+                        else self.limits.header_timeout,
+                    ),
+                    self.limits.header_timeout,
+                )
+            except (asyncio.TimeoutError, ssl.SSLError, OSError):
+                self.bad += 1  # a failed or abandoned TLS handshake
+                return
+            conn.transport = transport
+            if conn.closed:  # evicted as the handshake ended (wait_for kept the result)
+                transport.abort()
+                return
+            writer = asyncio.StreamWriter(transport, protocol, reader, loop)
             await self._serve(conn, reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
@@ -257,7 +302,17 @@ class _Server:
             _log.debug("monitor http connection failed: %s", exc)
         finally:
             self.conns.pop(conn, None)
-            writer.transport.abort()
+            conn.close()
+
+    async def _refuse(self, sock: socket.socket) -> None:
+        """Answer 503 on a raw socket; read what the client sent so that closing
+        does not reset the connection before it reads the answer."""
+        loop = asyncio.get_running_loop()
+        sock.setblocking(False)
+        with contextlib.suppress(OSError, asyncio.TimeoutError):
+            await asyncio.wait_for(loop.sock_sendall(sock, _BUSY), 1.0)
+            sock.shutdown(socket.SHUT_WR)
+            await asyncio.wait_for(loop.sock_recv(sock, 65536), 1.0)
 
     # -- one connection ----------------------------------------------------
 
@@ -266,14 +321,7 @@ class _Server:
     ) -> None:
         loop = asyncio.get_running_loop()
         limits = self.limits
-        if self.context is not None and _UPGRADE:
-            try:
-                upgrade = writer.start_tls(self.context)  # type: ignore[attr-defined,unused-ignore]
-                await asyncio.wait_for(upgrade, limits.header_timeout)
-            except (asyncio.TimeoutError, ssl.SSLError, OSError):
-                self.bad += 1
-                return
-        while True:
+        while not conn.closed:
             conn.busy = False
             conn.partial = False
             conn.since = loop.time()
