@@ -39,7 +39,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from sentia_core.errors import ConfigError
 
@@ -89,6 +89,12 @@ class Request:
     path: str
     query: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
+
+    def params(self) -> dict[str, str]:
+        """The query string's parameters (the last value of a repeated one;
+        only the first 100 are read)."""
+        fields = self.query.split("&", 100)[:100]
+        return dict(parse_qsl("&".join(fields), keep_blank_values=True))
 
 
 @dataclass(frozen=True, slots=True)
