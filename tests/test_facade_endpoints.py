@@ -134,3 +134,48 @@ def test_a_shared_breaker_opened_by_another_process_shows_in_health(
 
 def _unreachable() -> None:
     raise ConnectionError("partner down")
+
+
+def test_an_invalid_secret_is_named_but_never_printed() -> None:
+    planted = 12345678901234
+    with pytest.raises(ConfigError) as info:
+        Sentia({"monitor": {"auth": {"token": planted}}})
+    assert "monitor.auth.token" in str(info.value) and str(planted) not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        Sentia({"monitor": {"auth": {"token": "has spaces PLANTED"}}})
+    assert "monitor.auth.token" in str(info.value) and "PLANTED" not in str(info.value)
+    with pytest.raises(ConfigError, match="monitor.auth.username"):
+        Sentia({"monitor": {"auth": {"username": "ops"}}})
+    with pytest.raises(ConfigError, match=r"invalid monitor\.auth=.*no credentials for health"):
+        Sentia({"monitor": {"auth": {"metrics_token": "only-metrics"}}})
+
+
+def test_asgi_under_a_real_uvicorn_server() -> None:
+    uvicorn = pytest.importorskip("uvicorn")
+    import socket
+    import threading
+
+    with Sentia(QUIET) as app:
+        app.monitor.counter("orders_total").inc(3)
+        sock = socket.create_server(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(app.asgi(), log_level="warning", lifespan="on")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        try:
+            url = f"http://127.0.0.1:{port}"
+            for _ in range(200):  # until uvicorn answers (bounded)
+                if server.started:
+                    break
+                threading.Event().wait(0.02)
+            status, headers, body = fetch(url + "/metrics")
+            assert status == 200 and b"orders_total 3" in body
+            assert {k.lower(): v for k, v in headers.items()}["x-content-type-options"] == "nosniff"
+            assert fetch(url + "/health/ready")[0] == 200
+            assert fetch(url + "/metrics.json", Origin="https://evil.example")[0] == 403
+        finally:
+            server.should_exit = True
+            thread.join(10)
+            sock.close()
+        assert not thread.is_alive()

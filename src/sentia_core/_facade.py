@@ -127,6 +127,7 @@ class Sentia:
         self._watch(self.queries)
 
         self.cache = self.named_cache("default")
+        self._endpoint_auth(None)  # [monitor.auth] is checked now, not at serve()
         self._install_health_checks()
         if start_monitor:
             self.monitor.start(cfg.monitor.sample_interval)
@@ -388,7 +389,11 @@ class Sentia:
         a = self.config.monitor.auth
         if not a.configured:
             return None
-        return EndpointAuth(**{f.name: getattr(a, f.name) for f in dataclasses.fields(a)})
+        try:
+            return EndpointAuth(**{f.name: getattr(a, f.name) for f in dataclasses.fields(a)})
+        except ConfigError as exc:
+            key = "monitor.auth" + ("" if exc.parameter == "auth" else f".{exc.parameter}")
+            raise ConfigError(key, exc.value, exc.reason) from None
 
     def serve(
         self,

@@ -347,6 +347,11 @@ def _is_optional(tp: Any) -> tuple[bool, Any]:
 
 
 def _coerce(key: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
+    if meta.get("secret"):  # an invalid secret is named, never printed
+        try:
+            return _coerce(key, tp, value, {**meta, "secret": False})
+        except ConfigError as exc:
+            raise ConfigError(key, "***", exc.reason) from None
     optional, inner = _is_optional(tp)
     if value is None or (optional and isinstance(value, str) and value.lower() in ("", "none")):
         if optional:

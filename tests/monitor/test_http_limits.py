@@ -258,3 +258,22 @@ def test_arbitrary_bytes_never_break_the_server(shared_server: MetricsServer, no
             answer = b""
     assert answer == b"" or answer.startswith(b"HTTP/1.1 ")
     assert get(shared_server, "/health/live")[0] == 200
+
+
+def test_liveness_answers_while_every_render_worker_is_busy(monitor: PerformanceMonitor) -> None:
+    release, entered = threading.Event(), threading.Semaphore(0)
+
+    def hung_check() -> bool:
+        entered.release()
+        return release.wait(30)
+
+    monitor.add_health_check("hung", hung_check, timeout=None)
+    with monitor.serve(limits=ServerLimits(workers=1)) as server:
+        stuck = connect(server)
+        stuck.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert entered.acquire(timeout=10)  # the only worker is held
+        for _ in range(3):
+            assert get(server, "/health/live") == (200, b'{"status": "alive"}')
+        release.set()
+        assert status_of(read_all(stuck)) == 200
+        stuck.close()

@@ -113,6 +113,8 @@ class MonitorApp:
             path = path[len(root) :] or "/"
         query = bytes(scope.get("query_string", b"")).decode("latin-1")
         request = Request(method, path, query, headers)
+        if not self.router.blocking(request):
+            return self.router.handle(request), method
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor(), self.router.handle, request), method
 

@@ -87,6 +87,6 @@ def monitor_routes(monitor: PerformanceMonitor) -> list[Route]:
         Route("/metrics.json", metrics_json, kind="data", scope="metrics"),
         Route("/health", health, kind="data", scope="health"),
         Route("/health/ready", ready, kind="data", scope="health"),
-        Route("/health/live", live, kind="data", scope="live"),
+        Route("/health/live", live, kind="data", scope="live", blocking=False),
         Route("/", index, kind="page", scope="pages"),
     ]

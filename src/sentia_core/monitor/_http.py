@@ -339,7 +339,10 @@ class _Server:
                 await self._send(writer, _status(exc.status, str(exc)), False, True)
                 return
             conn.busy = True
-            response = await loop.run_in_executor(self.pool, self.router.handle, request)
+            if self.router.blocking(request):
+                response = await loop.run_in_executor(self.pool, self.router.handle, request)
+            else:  # cheap and non-blocking: answers even while every worker is busy
+                response = self.router.handle(request)
             self.requests += 1
             await self._send(writer, response, request.method == "HEAD", not keep)
             if not keep:

@@ -135,12 +135,16 @@ class Route:
         kind: ``"page"``, ``"data"`` or ``"static"`` (see the module docstring).
         scope: which credentials it asks for: ``"metrics"``, ``"pages"``,
             ``"health"`` or ``"live"``.
+        blocking: whether the handler may block (then the adapters run it in
+            their worker pool). A non-blocking handler runs on the event loop,
+            so it answers even while every worker is busy (``/health/live``).
     """
 
     path: str
     handler: Handler
     kind: RouteKind = "data"
     scope: Scope = "pages"
+    blocking: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, str) or not self.path.startswith("/"):
@@ -413,6 +417,11 @@ class Router:
             if path.startswith(r.path):
                 return r
         return None
+
+    def blocking(self, request: Request) -> bool:
+        """Whether answering ``request`` may block (see :attr:`Route.blocking`)."""
+        route = self.match(request.path)
+        return route is None or route.blocking or request.method not in METHODS
 
     def handle(self, request: Request) -> Response:
         """Answer ``request``: never raises (a failing handler answers 500)."""
