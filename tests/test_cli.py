@@ -126,6 +126,15 @@ def test_serve_exposes_metrics_and_health(tmp_path: Path) -> None:
     assert proc.returncode == 0
 
 
+def test_serve_refuses_a_public_address_without_auth(tmp_path: Path) -> None:
+    cfg = tmp_path / "app.toml"
+    cfg.write_text('[monitor]\nsystem_metrics = false\nhttp_port = 0\nhttp_host = "0.0.0.0"\n')
+    out = sentia("serve", "--config", str(cfg), "--for", "5")
+    assert out.returncode != 0
+    assert "allow_unauthenticated" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
 def test_bench_runs_one_benchmark_quick(tmp_path: Path, redis_url: str) -> None:
     out = sentia("bench", "--quick", "--json", str(tmp_path), "breaker", timeout=240)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -236,18 +236,36 @@ def test_redis_mode_shares_rate_limits_and_breakers(redis_url: str) -> None:
 
 
 @pytest.mark.redis
-def test_redis_unreachable_makes_health_unhealthy_but_calls_work() -> None:
+def test_redis_unreachable_degrades_health_and_readiness_stays_ok() -> None:
+    # Issue 15 item 9: every facade component fails open on Redis, so an outage
+    # is "degraded" (200), never "unhealthy" (503, which would pull the pod).
+    import json
+    import urllib.request
+
     from tests._servers import RedisServer
 
     server = RedisServer()
     cfg = {"redis_url": server.url, "monitor": {"system_metrics": False}}
+
+    def get(url: str) -> tuple[int, dict[str, object]]:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, json.loads(response.read())
+
     try:
-        with Sentia(cfg) as s:
+        with Sentia(cfg) as s, s.serve(port=0) as http:
             assert s.health().status.value == "healthy"
             server.kill()
-            assert s.health().status.value == "unhealthy"
+            report = s.health()
+            assert report.status.value == "degraded"
+            assert report.components["redis"].status.value == "unhealthy"
+            assert report.components["redis"].critical is False
             assert s.cache.get_or_set("k", lambda: "loaded") == "loaded"  # fails open
             assert s.limiter.hit("api", key="x").allowed  # fail-open by default
+            status, ready = get(http.url + "/health/ready")
+            assert status == 200 and ready["status"] == "degraded" and ready["ready"] is True
+            status, full = get(http.url + "/health")
+            assert status == 200 and full["status"] == "degraded"
+            assert get(http.url + "/health/live") == (200, {"status": "alive"})
     finally:
         server.stop()
 

@@ -16,6 +16,7 @@ code, one setting changed.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -29,7 +30,16 @@ from .breaker import CircuitBreaker
 from .cache import TieredCache
 from .config import SentiaConfig, load, load_env, load_file
 from .errors import ConfigError
-from .monitor import HealthReport, PerformanceMonitor, default_rules
+from .monitor import (
+    EndpointAuth,
+    HealthReport,
+    MetricsServer,
+    MonitorApp,
+    PerformanceMonitor,
+    ServerLimits,
+    default_rules,
+)
+from .monitor._routing import AuthSpec, as_auth
 from .policies import Policy, RateLimiter, Retry, Timeout
 from .sql import QueryOptimizer
 
@@ -119,6 +129,7 @@ class Sentia:
         self._watch(self.queries)
 
         self.cache = self.named_cache("default")
+        self._endpoint_auth(None)  # [monitor.auth] is checked now, not at serve()
         self._install_health_checks()
         if start_monitor:
             self.monitor.start(cfg.monitor.sample_interval)
@@ -332,7 +343,11 @@ class Sentia:
 
     def _install_health_checks(self) -> None:
         if self.config.redis_url is not None:
-            self.monitor.add_health_check("redis", self._check_redis, critical=True)
+            # Every component the facade builds fails open on Redis (L1 and the
+            # loader, local breaker decisions, the last known instances, a
+            # fail-open limiter): an outage degrades the service, it does not
+            # make it unready.
+            self.monitor.add_health_check("redis", self._check_redis, critical=False)
         self.monitor.add_health_check("breakers", self._check_breakers, critical=False)
         self.monitor.add_health_check("cache", self._check_cache, critical=False)
 
@@ -341,7 +356,10 @@ class Sentia:
 
     def _check_breakers(self) -> str:
         with self._lock:
-            states = [b.state.value for b in self._breakers.values()]
+            breakers = list(self._breakers.values())
+        # metrics(), not state: a shared breaker's mirror is refreshed from Redis,
+        # so one opened by another process shows here without a local call.
+        states = [b.metrics().state.value for b in breakers]
         return "degraded" if any(s in ("open", "forced_open") for s in states) else "healthy"
 
     def _check_cache(self) -> str:
@@ -378,6 +396,79 @@ class Sentia:
         serving without its Redis). ``.to_dict()`` gives the JSON form.
         """
         return self.monitor.health()
+
+    # ------------------------------------------------------------------ endpoints
+
+    def _endpoint_auth(self, auth: AuthSpec) -> EndpointAuth | None:
+        if auth is not None:
+            return as_auth(auth)
+        a = self.config.monitor.auth
+        if not a.configured:
+            return None
+        try:
+            return EndpointAuth(**{f.name: getattr(a, f.name) for f in dataclasses.fields(a)})
+        except ConfigError as exc:
+            key = "monitor.auth" + ("" if exc.parameter == "auth" else f".{exc.parameter}")
+            raise ConfigError(key, exc.value, exc.reason) from None
+
+    def serve(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        auth: AuthSpec = None,
+        tls: object = None,
+        allow_unauthenticated: bool | None = None,
+        limits: ServerLimits | None = None,
+    ) -> MetricsServer:
+        """Serve this application's monitor over HTTP from its own process.
+
+        ``/metrics``, ``/metrics.json``, ``/health``, ``/health/live``,
+        ``/health/ready`` and the pages, from one event-loop thread. Every
+        argument defaults to ``[monitor]``: ``http_host`` (127.0.0.1),
+        ``http_port`` (9464), ``[monitor.auth]``, ``tls_certfile``/``tls_keyfile``,
+        ``allow_unauthenticated``, ``http_max_connections``, ``http_header_timeout``.
+
+        Args:
+            auth: an ``EndpointAuth``, a bearer token, or ``(username, password)``.
+            tls: ``(certfile, keyfile)`` or an ``ssl.SSLContext``.
+            limits: a ``ServerLimits`` (overrides the two ``http_*`` settings).
+
+        Returns:
+            The running ``MetricsServer``: ``.address``, ``.url``, ``.close()``
+            (also closed by :meth:`close`).
+
+        Raises:
+            ConfigError: a non-loopback host without auth (unless
+                ``allow_unauthenticated``), bad TLS files, bad limits.
+            OSError: the address cannot be bound.
+        """
+        m = self.config.monitor
+        if tls is None and m.tls_certfile is not None and m.tls_keyfile is not None:
+            tls = (m.tls_certfile, m.tls_keyfile)
+        if limits is None:
+            limits = ServerLimits(
+                max_connections=m.http_max_connections, header_timeout=m.http_header_timeout
+            )
+        return self.monitor.serve(
+            m.http_host if host is None else host,
+            m.http_port if port is None else port,
+            auth=self._endpoint_auth(auth),
+            tls=tls,
+            allow_unauthenticated=(
+                m.allow_unauthenticated if allow_unauthenticated is None else allow_unauthenticated
+            ),
+            limits=limits,
+        )
+
+    def asgi(self, *, auth: AuthSpec = None) -> MonitorApp:
+        """This application's monitor as an ASGI app (``MonitorApp``) to mount under
+        an existing one: ``fastapi_app.mount("/monitor", app.asgi())``.
+
+        The same routes and rules as :meth:`serve` (``auth`` defaults to
+        ``[monitor.auth]``); no web framework is needed at runtime.
+        """
+        return self.monitor.asgi(auth=self._endpoint_auth(auth))
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -4,7 +4,7 @@
                 [--dashboard [--port N]]        ... then kept running behind the dashboard
     sentia sql analyze FILE [...]               top shapes, slow queries, index advice
     sentia health [--config FILE]               every component's health as JSON
-    sentia serve [--config FILE]                /metrics, /metrics.json, /health, dashboard
+    sentia serve [--config FILE]                a fresh process's endpoints (not your app's)
     sentia bench [--quick] [--json DIR] [NAME]  the side-by-side benchmarks
 
 Bad input ends with a one-line error on stderr and a non-zero exit code.
@@ -46,7 +46,11 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=0, help="dashboard port (default: any free)")
     health = sub.add_parser("health", help="check every component and print the report as JSON")
     health.add_argument("--config", metavar="FILE", help="TOML configuration (default: SENTIA_*)")
-    serve = sub.add_parser("serve", help="serve /metrics, /metrics.json and /health")
+    serve = sub.add_parser(
+        "serve",
+        help="serve a fresh process's monitor (system metrics, Redis health) to try a "
+        "configuration's endpoints; your application's metrics: app.serve() / app.asgi()",
+    )
     serve.add_argument("--config", metavar="FILE", help="TOML configuration (default: SENTIA_*)")
     serve.add_argument("--host", default=None, help="bind address (default: monitor.http_host)")
     serve.add_argument("--port", type=int, default=None, help="port (default: monitor.http_port)")
@@ -115,7 +119,10 @@ def _health(args: argparse.Namespace) -> int:
     with _app(args.config) as app:
         report = app.health()
     print(json.dumps(report.to_dict(), indent=2, default=str))
-    return 1 if report.status.value == "unhealthy" else 0
+    # Exit 1 when any check fails, critical or not: the service may still be
+    # ready (a Redis outage only degrades it), but the operator asked for a check.
+    failed = any(c.status.value == "unhealthy" for c in report.components.values())
+    return 1 if failed or report.status.value == "unhealthy" else 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -128,10 +135,10 @@ def _serve(args: argparse.Namespace) -> int:
         # Handlers first: whoever reads the address below may signal us at once.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        server = app.monitor.serve(host=host, port=port)
-        bound_host, bound_port = server.address
-        print(f"sentia: serving http://{bound_host}:{bound_port}/metrics", flush=True)
-        print(f"sentia: dashboard http://{bound_host}:{bound_port}/", flush=True)
+        # app.serve(): [monitor] auth, TLS and connection limits apply here too
+        server = app.serve(host=host, port=port)
+        print(f"sentia: serving {server.url}/metrics", flush=True)
+        print(f"sentia: dashboard {server.url}/", flush=True)
         stop.wait(args.run_for)
         server.stop()
     return 0

@@ -35,6 +35,7 @@ __all__ = [
     "AlertsConfig",
     "BreakerConfig",
     "CacheConfig",
+    "MonitorAuthConfig",
     "MonitorConfig",
     "RegistryConfig",
     "SentiaConfig",
@@ -99,6 +100,7 @@ def _opt(
     minimum: float | None = None,
     maximum: float | None = None,
     exclusive_minimum: bool = False,
+    secret: bool = False,
 ) -> Any:
     meta = {
         "doc": doc,
@@ -106,7 +108,10 @@ def _opt(
         "minimum": minimum,
         "maximum": maximum,
         "exclusive_minimum": exclusive_minimum,
+        "secret": secret,
     }
+    if secret:  # never in a repr
+        return field(default=default, metadata=meta, repr=False)
     if isinstance(default, (dict, list)) or dataclasses.is_dataclass(default):
         proto = default
         return field(default_factory=lambda: _copy(proto), metadata=meta)
@@ -242,6 +247,37 @@ class AlertsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MonitorAuthConfig:
+    """Credentials of the monitor's endpoints (``[monitor.auth]``); unset = no auth.
+
+    ``SENTIA_MONITOR__AUTH__TOKEN`` and the like set them from the environment.
+    """
+
+    token: str | None = _opt(None, "Bearer token every endpoint accepts.", secret=True)
+    username: str | None = _opt(None, "HTTP basic user every endpoint accepts.")
+    password: str | None = _opt(None, "HTTP basic password (with username).", secret=True)
+    metrics_token: str | None = _opt(None, "Bearer token for /metrics and /metrics.json only.",
+                                     secret=True)  # fmt: skip
+    metrics_username: str | None = _opt(None, "HTTP basic user for /metrics only.")
+    metrics_password: str | None = _opt(None, "HTTP basic password for /metrics only.",
+                                        secret=True)  # fmt: skip
+    pages_token: str | None = _opt(None, "Bearer token for the pages only.", secret=True)
+    pages_username: str | None = _opt(None, "HTTP basic user for the pages only.")
+    pages_password: str | None = _opt(None, "HTTP basic password for the pages only.",
+                                      secret=True)  # fmt: skip
+    open_liveness: bool = _opt(False, "Leave /health/live open (orchestrator probes).")
+
+    @property
+    def configured(self) -> bool:
+        """Whether any credential is set."""
+        return any(
+            getattr(self, f.name) is not None
+            for f in dataclasses.fields(self)
+            if f.name != "open_liveness"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class MonitorConfig:
     """The PerformanceMonitor (``[monitor]``)."""
 
@@ -254,6 +290,23 @@ class MonitorConfig:
                           maximum=65535)  # fmt: skip
     system_metrics: bool = _opt(True, "Sample CPU, memory, disk and network with psutil.")
     alerts: AlertsConfig = _opt(AlertsConfig(), "Default alert thresholds.")
+    auth: MonitorAuthConfig = _opt(MonitorAuthConfig(), "Endpoint credentials.")
+    tls_certfile: str | None = _opt(None, "PEM certificate: `app.serve()` speaks HTTPS.")
+    tls_keyfile: str | None = _opt(None, "PEM private key of tls_certfile.")
+    allow_unauthenticated: bool = _opt(
+        False, "Allow `app.serve()` on a non-loopback address without auth."
+    )
+    http_max_connections: int = _opt(64, "Open connections the server accepts at most.",
+                                     minimum=1, maximum=100_000)  # fmt: skip
+    http_header_timeout: float = _opt(10.0, "Time a client has to send a whole request.",
+                                      unit="seconds", minimum=0, exclusive_minimum=True,
+                                      maximum=3600)  # fmt: skip
+
+    def __post_init__(self) -> None:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ConfigError(
+                "tls_keyfile", self.tls_keyfile, "tls_certfile and tls_keyfile go together"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +347,11 @@ def _is_optional(tp: Any) -> tuple[bool, Any]:
 
 
 def _coerce(key: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
+    if meta.get("secret"):  # an invalid secret is named, never printed
+        try:
+            return _coerce(key, tp, value, {**meta, "secret": False})
+        except ConfigError as exc:
+            raise ConfigError(key, "***", exc.reason) from None
     optional, inner = _is_optional(tp)
     if value is None or (optional and isinstance(value, str) and value.lower() in ("", "none")):
         if optional:
@@ -545,6 +603,7 @@ def reference_markdown() -> str:
         ("[sql]", SqlConfig),
         ("[monitor]", MonitorConfig),
         ("[monitor.alerts]", AlertsConfig),
+        ("[monitor.auth]", MonitorAuthConfig),
     ]
     for title, cls in sections:
         hints = _hints(cls)

@@ -185,8 +185,17 @@ class CircuitBreaker:
         return self._core.poll(self._monotonic())
 
     def metrics(self) -> BreakerMetrics:
-        """A frozen snapshot of state, window counts, rates, counters and history."""
-        return self._core.metrics(self._monotonic())
+        """A frozen snapshot of state, window counts, rates, counters and history.
+
+        With a state store, a mirror not refreshed for the store's
+        ``sync_interval`` is read from the store first, so a breaker opened
+        (or reset) by another process shows here without a local call.
+        """
+        now = self._monotonic()
+        call = self._core.refresh_due(now)
+        if call is not None and getattr(self._store, "synchronous", True):
+            self._core.after_store(call, self._run_store(call), now)
+        return self._core.metrics(now)
 
     stats = metrics
 

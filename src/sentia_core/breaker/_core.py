@@ -78,6 +78,7 @@ _FORCED_OPEN = BreakerState.FORCED_OPEN
 _DISABLED = BreakerState.DISABLED
 
 _ACQUIRE = StoreRequest("acquire")
+_READ = StoreRequest("read")
 
 
 @dataclass(frozen=True, slots=True)
@@ -622,6 +623,15 @@ class BreakerCore:
         return state
 
     # -- the state store ---------------------------------------------------
+
+    def refresh_due(self, now: float) -> StoreCall | None:
+        """The ``read`` that refreshes a mirror not synced for ``sync_interval``
+        (so an observer sees a transition made by another process without a
+        local call), or None when the mirror is fresh or the store is resting."""
+        store = self.store
+        if store is None or now < self._store_retry_at or (self._synced and now < self._next_sync):
+            return None
+        return StoreCall(_READ)
 
     def after_store(
         self, call: StoreCall, reply: StoreReply | BaseException, now: float

@@ -525,6 +525,11 @@ class RedisStateStore:
         now = "" if self._clock is None else int(self._clock.time() * 1000)
         return keys, [request.op, second, request.generation, request.permit, now, static]
 
+    @property
+    def synchronous(self) -> bool:
+        """Whether :meth:`execute` can run (a sync client or URL was given)."""
+        return self._script is not None
+
     def execute(self, config: BreakerConfig, request: StoreRequest) -> StoreReply:
         """Run one operation with the sync client (see :class:`StateStore`)."""
         if self._script is None:

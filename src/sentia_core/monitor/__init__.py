@@ -18,6 +18,7 @@ from ._alerts import (
     classify,
     decide,
 )
+from ._asgi import MonitorApp
 from ._dashboard import DASHBOARD_WINDOWS, Transition
 from ._defaults import (
     CACHE_HITS_METRIC,
@@ -31,7 +32,7 @@ from ._defaults import (
 from ._export import DEFAULT_BUCKETS
 from ._expr import ExpressionError, parse_expression
 from ._health import ComponentHealth, HealthReport, HealthStatus
-from ._http import MetricsServer
+from ._http import MetricsServer, ServerLimits, ServerStats
 from ._metrics import (
     OVERFLOW_LABEL_VALUE,
     Counter,
@@ -52,6 +53,7 @@ from ._notify import (
     WebhookNotifier,
 )
 from ._retention import DEFAULT_RETENTION, HistoryPoint
+from ._routing import EndpointAuth
 from ._sketch import QuantileSketch
 from ._system import SystemCollector, SystemSample
 from ._timing import Timer
@@ -75,6 +77,7 @@ __all__ = [
     "ComponentHealth",
     "Counter",
     "EmailNotifier",
+    "EndpointAuth",
     "ExpressionError",
     "Gauge",
     "HealthReport",
@@ -86,6 +89,7 @@ __all__ = [
     "MetricFamily",
     "MetricKind",
     "MetricsServer",
+    "MonitorApp",
     "MonitorStats",
     "NotificationError",
     "NotificationKind",
@@ -95,6 +99,8 @@ __all__ = [
     "PerformanceMonitor",
     "QuantileSketch",
     "RuleState",
+    "ServerLimits",
+    "ServerStats",
     "Severity",
     "Signal",
     "SlackNotifier",

@@ -35,6 +35,7 @@ from urllib.parse import parse_qs
 from sentia_core.errors import ConfigError
 
 from ._retention import History, HistoryKey
+from ._routing import CONTENT_SECURITY_POLICY
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
@@ -56,9 +57,6 @@ WINDOWS: dict[str, float] = {"1h": 3600.0, "24h": 86400.0, "7d": 7 * 86400.0}
 DASHBOARD_WINDOWS = WINDOWS
 
 #: Sent with the page and its assets: nothing runs or loads from anywhere but here.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
 
 #: The files under ``/static/``, with their content types.
 STATIC_FILES: dict[str, str] = {

@@ -32,19 +32,21 @@ from sentia_core._validate import check_callable, check_int, check_positive
 from sentia_core.errors import ConfigError, MetricError, MonitorError
 
 from ._alerts import Alert, AlertRule, AlertStatus, RuleEngine
+from ._asgi import MonitorApp
 from ._dashboard import (
     DashboardData,
     Timeline,
     Transition,
     build_dashboard,
     check_window,
-    dashboard_response,
 )
 from ._defaults import ERRORS_METRIC, REQUESTS_METRIC, RESPONSE_TIME_METRIC
+from ._endpoints import clean as _clean
+from ._endpoints import monitor_routes
 from ._export import DEFAULT_BUCKETS, csv_text, history_csv, metrics_dict, prometheus_text
 from ._expr import ExpressionError, Selector, windows_of
 from ._health import HealthChecks, HealthReport
-from ._http import MetricsServer, Routes, start_server
+from ._http import MetricsServer, ServerLimits, start_server
 from ._metrics import (
     Counter,
     Gauge,
@@ -55,6 +57,7 @@ from ._metrics import (
 )
 from ._notify import Dispatcher, NotifierStats
 from ._retention import DEFAULT_RETENTION, History, HistoryKey, HistoryPoint, normalize_retention
+from ._routing import AuthSpec, EndpointAuth, Router, as_auth, check_bind
 from ._sketch import QuantileSketch
 from ._system import SystemCollector, SystemSample
 from ._timing import Timer
@@ -1092,15 +1095,38 @@ class PerformanceMonitor:
             return history_csv(self._history_rows(since, resolution))
         return csv_text(self._registry.families(), quantiles=self._quantiles, windows=self._windows)
 
-    def serve(self, host: str = "127.0.0.1", port: int = 0) -> MetricsServer:
-        """Serve ``/metrics``, ``/metrics.json``, ``/health`` and the dashboard
-        (``/``, ``/dashboard``, ``/dashboard.json``, ``/static/``) from a daemon thread.
+    def router(self, auth: EndpointAuth | None = None) -> Router:
+        """The route table ``serve()`` and ``asgi()`` answer from (see docs/monitor.md)."""
+        return Router(monitor_routes(self), auth=auth)
 
-        ``/health`` answers 503 when unhealthy. Returns the running server
-        (``.address``, ``.url``, ``.stop()``); :meth:`close` stops it too.
+    def serve(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        auth: AuthSpec = None,
+        tls: object = None,
+        allow_unauthenticated: bool = False,
+        limits: ServerLimits | None = None,
+    ) -> MetricsServer:
+        """Serve ``/metrics``, ``/metrics.json``, ``/health``, ``/health/live``,
+        ``/health/ready`` and the pages from one event-loop thread.
+
+        Args:
+            host, port: where to listen (port 0: any free port).
+            auth: credentials every endpoint asks for: an :class:`EndpointAuth`,
+                a bearer token string, or a ``(username, password)`` pair.
+            tls: ``(certfile, keyfile)`` or an ``ssl.SSLContext``: serve HTTPS.
+            allow_unauthenticated: allow a non-loopback ``host`` without ``auth``.
+            limits: connection and request bounds (:class:`ServerLimits`).
+
+        ``/health`` and ``/health/ready`` answer 503 when unhealthy. Returns
+        the running server (``.address``, ``.url``, ``.close()``);
+        :meth:`close` stops it too.
 
         Raises:
-            ConfigError: bad host or port.
+            ConfigError: bad host or port; a non-loopback host without auth
+                (unless ``allow_unauthenticated``); bad TLS files or limits.
             OSError: the address cannot be bound.
         """
         if not isinstance(host, str) or not host:
@@ -1108,21 +1134,18 @@ class PerformanceMonitor:
         port = check_int("port", port, minimum=0)
         if port > 65535:
             raise ConfigError("port", port, "must be at most 65535")
-
-        def health() -> tuple[bool, str]:
-            report = self.health()
-            return report.healthy, json.dumps(_clean(report.to_dict()), allow_nan=False)
-
-        routes = Routes(
-            metrics=self.prometheus_text,
-            metrics_json=lambda: json.dumps(_clean(self.to_dict()), allow_nan=False, default=str),
-            health=health,
-            dashboard=lambda path, query: dashboard_response(path, query, self.dashboard),
-        )
-        server = start_server(routes, host, port)
+        endpoint_auth = as_auth(auth)
+        check_bind(host, endpoint_auth, allow_unauthenticated)
+        server = start_server(self.router(endpoint_auth), host, port, limits=limits, tls=tls)
         with self._lock:
             self._servers.append(server)
         return server
+
+    def asgi(self, *, auth: AuthSpec = None) -> MonitorApp:
+        """The same endpoints as an ASGI application, to mount under an existing app
+        (``fastapi_app.mount("/monitor", monitor.asgi())``); no framework needed.
+        ``auth`` as for :meth:`serve` (the host application does the binding)."""
+        return MonitorApp(self.router(as_auth(auth)))
 
     # ------------------------------------------------------------------ stats
 
@@ -1154,14 +1177,3 @@ class PerformanceMonitor:
 
     def __repr__(self) -> str:
         return f"PerformanceMonitor(name={self.name!r}, families={len(self._registry.families())})"
-
-
-def _clean(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by None (JSON has no NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
