@@ -23,6 +23,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
+#: Run only when named: the end-to-end rig takes minutes and renders its own page
+#: (``docs/service-benchmark.md``).
+ON_REQUEST = {"service"}
+
+
 def scripts() -> list[Path]:
     return sorted(p for p in HERE.glob("*.py") if not p.name.startswith("_") and p.name != "run.py")
 
@@ -59,7 +64,7 @@ def render_markdown(json_dir: Path) -> str:
         info = json.loads(meta.read_text())
         lines += [f"Measured {info['date']} on {info['machine']}.", ""]
     for path in sorted(json_dir.glob("*.json")):
-        if path.name.startswith("_"):
+        if path.name.startswith("_") or path.stem in ON_REQUEST:
             continue
         data = json.loads(path.read_text())
         mode = " (quick run: indicative only)" if data.get("quick") else ""
@@ -118,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         for script in scripts():
             if args.only and script.stem not in args.only:
+                continue
+            if not args.only and script.stem in ON_REQUEST:
                 continue
             cmd = [sys.executable, str(script)]
             if args.quick:

@@ -6,11 +6,14 @@ Timings are printed by the scripts, never asserted here.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests._servers import unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = sorted(
@@ -23,6 +26,10 @@ SCRIPTS = sorted(
 @pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
 def test_benchmark_script_runs_quick(script: Path, tmp_path: Path, redis_url: str) -> None:
+    if script.stem == "service" and shutil.which("wrk") is None:
+        unavailable(
+            "wrk (Debian package wrk), the service benchmark's load", "SENTIA_REQUIRE_LOADGEN"
+        )
     out = tmp_path / "result.json"
     proc = subprocess.run(
         [sys.executable, str(script), "--quick", "--json", str(out), "--redis-url", redis_url],
