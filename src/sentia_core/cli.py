@@ -114,7 +114,8 @@ def _serve(args: argparse.Namespace) -> int:
         cfg = app.config.monitor
         host = args.host if args.host is not None else cfg.http_host
         port = args.port if args.port is not None else cfg.http_port
-        app.monitor.start(cfg.sample_interval)
+        if not app.monitor.running:  # Sentia() starts it unless monitor.enabled = false
+            app.monitor.start(cfg.sample_interval)
         stop = threading.Event()
         # Handlers first: whoever reads the address below may signal us at once.
         for sig in (signal.SIGINT, signal.SIGTERM):
