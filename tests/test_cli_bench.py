@@ -84,3 +84,51 @@ def test_bench_runs_from_an_installed_wheel(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "facade.json").exists()
     # The benchmarks measured the installed copy, not a source tree.
     assert "facade wiring" in out.stdout
+
+
+# ---------------------------------------------------------------- sentia demo, for a newcomer
+
+
+def _demo_command() -> list[str]:
+    """The console script as the README's install makes it, else ``python -m``."""
+    import shutil
+
+    script = shutil.which("sentia")
+    return [script] if script else [sys.executable, "-m", "sentia_core"]
+
+
+def test_the_demo_report_reads_clearly() -> None:
+    out = subprocess.run(
+        [*_demo_command(), "demo", "--duration", "2"],
+        capture_output=True, text=True, timeout=240, check=False, cwd=ROOT, env=ENV,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout
+    # No log line in the middle of the report (nor anywhere else).
+    assert "WARNING" not in text and "WARNING" not in out.stderr
+    assert "N+1 query" not in out.stderr
+    # The N+1 is reported at the demo's service code, not at the console-script shim.
+    (site_line,) = [line for line in text.splitlines() if "N+1: at " in line]
+    assert "_demo_service.py:" in site_line
+    assert "bin/sentia" not in site_line and "__main__" not in site_line
+    # One count for the N+1, stated once.
+    assert len([line for line in text.splitlines() if "times in one request" in line]) == 1
+    # SQL is never cut mid-word: a shortened statement ends with " ...".
+    for line in text.splitlines():
+        if "SELECT" in line and not line.rstrip().endswith("?"):
+            assert line.rstrip().endswith((" ...", ")", "verified", "rejected")), line
+    # The partner line says who answered, in words.
+    assert "answered by the partner" in text and "by the fallback" in text
+    assert "turned away" in text
+
+
+def test_shorten_cuts_between_words() -> None:
+    from sentia_core._demo import shorten
+
+    text = "SELECT id, status, total FROM orders WHERE customer_id = ? ORDER BY created_at DESC"
+    short = shorten(text, 60)
+    assert len(short) <= 60 and short.endswith(" ...")
+    assert text.startswith(short[:-4])
+    assert text[len(short) - 4] == " "  # the cut falls on a space
+    assert shorten("SELECT 1", 60) == "SELECT 1"
+    assert shorten("x" * 100, 10) == "xxxxxx ..."

@@ -148,7 +148,7 @@ def _missing_modules(scripts: Sequence[Path]) -> list[str]:
     import importlib.util
 
     local = {p.stem for p in scripts[0].parent.glob("*.py")} if scripts else set()
-    stdlib = getattr(sys, "stdlib_module_names", frozenset())
+    stdlib: frozenset[str] = getattr(sys, "stdlib_module_names", frozenset())
     missing: set[str] = set()
     for script in scripts:
         tree = ast.parse(script.read_text(), filename=str(script))
