@@ -31,9 +31,10 @@ if TYPE_CHECKING:
     )
     from ._django import QueryUnitMiddleware, instrument_django
     from ._sqlalchemy import instrument_sqlalchemy
-    from ._web import SentiaASGIMiddleware, SentiaWSGIMiddleware
+    from ._web import DEFAULT_EXCLUDE_PATHS, SentiaASGIMiddleware, SentiaWSGIMiddleware
 
 __all__ = [
+    "DEFAULT_EXCLUDE_PATHS",
     "AsyncInstrumentedConnection",
     "AsyncInstrumentedCursor",
     "InstrumentedConnection",
@@ -48,6 +49,7 @@ __all__ = [
 ]
 
 _WHERE = {
+    "DEFAULT_EXCLUDE_PATHS": "._web",
     "AsyncInstrumentedConnection": "._dbapi",
     "AsyncInstrumentedCursor": "._dbapi",
     "InstrumentedConnection": "._dbapi",
