@@ -31,10 +31,9 @@ if TYPE_CHECKING:
     )
     from ._django import QueryUnitMiddleware, instrument_django
     from ._sqlalchemy import instrument_sqlalchemy
-    from ._web import DEFAULT_EXCLUDE_PATHS, SentiaASGIMiddleware, SentiaWSGIMiddleware
+    from ._web import SentiaASGIMiddleware, SentiaWSGIMiddleware
 
 __all__ = [
-    "DEFAULT_EXCLUDE_PATHS",
     "AsyncInstrumentedConnection",
     "AsyncInstrumentedCursor",
     "InstrumentedConnection",
@@ -49,7 +48,6 @@ __all__ = [
 ]
 
 _WHERE = {
-    "DEFAULT_EXCLUDE_PATHS": "._web",
     "AsyncInstrumentedConnection": "._dbapi",
     "AsyncInstrumentedCursor": "._dbapi",
     "InstrumentedConnection": "._dbapi",

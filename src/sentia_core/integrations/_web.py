@@ -238,6 +238,9 @@ class SentiaASGIMiddleware:
             default reads Starlette/FastAPI's ``scope["route"].path``.
     """
 
+    #: The default ``exclude_paths``: the monitor's own endpoints.
+    DEFAULT_EXCLUDE_PATHS = DEFAULT_EXCLUDE_PATHS
+
     def __init__(
         self,
         app: ASGIApp,
