@@ -96,14 +96,14 @@ def _run(args: argparse.Namespace) -> int:
     raise AssertionError(args.command)  # pragma: no cover - argparse rejects others
 
 
-def _app(config: str | None) -> Any:
+def _app(config: str | None, **kwargs: Any) -> Any:
     from ._facade import Sentia
 
-    return Sentia.from_config(config) if config else Sentia.from_env()
+    return Sentia.from_config(config, **kwargs) if config else Sentia.from_env(**kwargs)
 
 
 def _health(args: argparse.Namespace) -> int:
-    with _app(args.config) as app:
+    with _app(args.config, start_monitor=False) as app:  # one report, no sampler
         report = app.health()
     print(json.dumps(report.to_dict(), indent=2, default=str))
     return 1 if report.status.value == "unhealthy" else 0
