@@ -284,6 +284,22 @@ def test_transient_errors_are_retried_by_default(quick_retries: Sentia, error: E
     assert calls == [2]
 
 
+def test_our_own_rate_limit_denial_is_retried_after_its_hint(clock: ManualClock) -> None:
+    config = {**QUIET, "rate_limits": {"partner": "1/second"}}
+    with Sentia(config, clock=clock, start_monitor=False) as app:
+        calls = [0]
+
+        @app.protect("partner", retries=1, rate_limit="partner")
+        def call() -> str:
+            calls[0] += 1
+            return "ok"
+
+        assert call() == "ok"
+        assert call() == "ok"  # denied, waited retry_after on the clock, allowed
+        assert calls == [2]
+        assert clock.monotonic() >= 1.0
+
+
 def test_a_result_carrying_503_is_retried(quick_retries: Sentia) -> None:
     call, calls = _counting([Response(503), Response(200)])
     result = quick_retries.protect("partner", retries=2)(call)()

@@ -441,8 +441,9 @@ class Sentia:
             retry_on: what is retried (classes, predicates, or names such as
                 ``"transient"`` / ``"http:503"``). Default ``"transient"``:
                 ``ConnectionError``, ``TimeoutError`` (``CallTimeoutError``
-                included), and exceptions or results carrying HTTP 429, 502,
-                503 or 504. A ``TypeError`` or ``ValueError`` is not retried.
+                included), ``RateLimitExceeded``, and exceptions or results
+                carrying HTTP 429, 502, 503 or 504. A ``TypeError`` or
+                ``ValueError`` is not retried.
             record_exceptions: what the breaker counts as a failure (default
                 every ``Exception``).
             ignore_exceptions: what the breaker does not count at all

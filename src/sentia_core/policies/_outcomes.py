@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sentia_core import errors as _errors
-from sentia_core.errors import CallRejectedError, ConfigError
+from sentia_core.errors import CallRejectedError, ConfigError, RateLimitExceeded
 
 __all__ = [
     "FALLBACK_STATUSES",
@@ -49,7 +49,13 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 #: Statuses the default fallback covers besides the transient errors: any 5xx.
 FALLBACK_STATUSES = frozenset(range(500, 600)) | {429}
 
-_TRANSIENT_TYPES: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
+#: A rate-limit denial (ours, the local 429) is transient too: its
+#: ``retry_after`` becomes the retry's delay.
+_TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    TimeoutError,
+    RateLimitExceeded,
+)
 _STATUS_ATTRS = ("status_code", "status", "code")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _STATUS = re.compile(r"^http:([1-5][0-9][0-9])$")
@@ -86,7 +92,8 @@ def http_status(obj: object) -> int | None:
 
 def is_transient(exc: BaseException) -> bool:
     """True for errors worth retrying: connection and timeout errors (``CallTimeoutError``
-    included) and exceptions carrying HTTP 429, 502, 503 or 504."""
+    included), a rate-limit denial (``RateLimitExceeded``) and exceptions carrying
+    HTTP 429, 502, 503 or 504."""
     return isinstance(exc, _TRANSIENT_TYPES) or http_status(exc) in RETRY_STATUSES
 
 
@@ -130,7 +137,8 @@ class OutcomeRules:
         return tuple(rules)
 
 
-#: The default ``retry_on``: connection and timeout errors, 429/502/503/504.
+#: The default ``retry_on``: connection and timeout errors, rate-limit
+#: denials, 429/502/503/504.
 TRANSIENT = OutcomeRules(types=_TRANSIENT_TYPES, statuses=RETRY_STATUSES)
 #: The default ``fallback_on``: the transient errors, a policy's own
 #: rejections (open circuit, rate limit, full bulkhead) and any 5xx or 429.
