@@ -93,7 +93,7 @@ async def test_requests_are_labelled_by_route_template_method_and_status_class(
     assert requests == {
         '{method="GET",route="/items/{item_id}",status="2xx"}': 2.0,
         '{method="GET",route="/broken",status="5xx"}': 1.0,
-        '{method="GET",route="(unmatched)",status="4xx"}': 1.0,
+        '{method="GET",route="",status="4xx"}': 1.0,
     }
     errors = _series(sentia, "app_request_errors_total")
     assert errors['{method="GET",route="/broken",status="5xx"}'] == 1.0
@@ -123,7 +123,7 @@ async def test_limited_requests_carry_ratelimit_fields_and_are_not_errors(
     requests = _series(sentia, "app_requests_total")
     assert requests == {
         '{method="GET",route="/items/{item_id}",status="2xx"}': 3.0,
-        '{method="GET",route="(rate limited)",status="4xx"}': 1.0,
+        '{method="GET",route="",status="4xx"}': 1.0,
     }
     assert sum(_series(sentia, "app_request_errors_total").values()) == 0.0
     assert _series(sentia, "app_requests_limited_total") == {'{method="GET"}': 1.0}
@@ -186,3 +186,50 @@ def test_the_asgi_transport_and_the_event_loop_are_released() -> None:
     # A guard for the suite: nothing above leaves a loop running in this thread.
     with pytest.raises(RuntimeError):
         asyncio.get_running_loop()
+
+
+async def test_a_typed_path_parameter_is_labelled_by_its_template(sentia: Sentia) -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.routing import Route
+
+    async def item(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    app = SentiaASGIMiddleware(
+        Starlette(routes=[Route("/items/{id:int}", item)]), monitor=sentia.monitor
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/items/3")).status_code == 200
+    assert _series(sentia, "app_requests_total") == {
+        '{method="GET",route="/items/{id}",status="2xx"}': 1.0
+    }
+
+
+def test_wsgi_routes_from_the_environ_a_function_or_nothing(sentia: Sentia) -> None:
+    from sentia_core.integrations import SentiaWSGIMiddleware
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if environ["PATH_INFO"].startswith("/users/"):
+            environ["sentia.route"] = "/users/{id}"
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    def call(mw: SentiaWSGIMiddleware, path: str) -> None:
+        body = mw({"REQUEST_METHOD": "GET", "PATH_INFO": path}, lambda *a: None)
+        b"".join(body)
+        body.close()  # type: ignore[attr-defined]
+
+    def broken(environ: Any) -> str:
+        raise KeyError("no route")
+
+    call(SentiaWSGIMiddleware(app, monitor=sentia.monitor), "/users/1")
+    call(SentiaWSGIMiddleware(app, monitor=sentia.monitor), "/other")
+    call(SentiaWSGIMiddleware(app, monitor=sentia.monitor, route=broken), "/users/2")
+    call(SentiaWSGIMiddleware(app, monitor=sentia.monitor, route=lambda e: "/fixed"), "/x")
+    assert _series(sentia, "app_requests_total") == {
+        '{method="GET",route="/users/{id}",status="2xx"}': 1.0,
+        '{method="GET",route="",status="2xx"}': 2.0,
+        '{method="GET",route="/fixed",status="2xx"}': 1.0,
+    }

@@ -16,10 +16,11 @@ the middleware answers itself are also counted in ``app_requests_limited_total``
 
 The route template (``/orders/{order_id}``, never the raw path, which would
 make one series per order) is read after the application ran: Starlette and
-FastAPI leave the matched route in ``scope["route"]``; the unit of work is
-renamed to ``"GET /orders/{order_id}"`` before it closes. A request no route
-matched is labelled ``route="(unmatched)"``; one the middleware refused before
-routing, ``route="(rate limited)"``.
+FastAPI leave the matched route in ``scope["route"]``; a WSGI application (or
+a framework hook) may set ``environ["sentia.route"]``; ``route=`` supplies it
+for anything else. The unit of work is renamed to ``"GET /orders/{order_id}"``
+before it closes. A request whose route is unknown (no route matched, or the
+middleware refused it before routing) is labelled ``route=""``.
 
 The middlewares take the components they use, not the facade, so they work
 with a :class:`~sentia_core.Sentia` (``SentiaASGIMiddleware.from_sentia``) or
@@ -48,8 +49,6 @@ DEFAULT_EXCLUDE_PATHS: tuple[str, ...] = (
     "/metrics",
     "/metrics.json",
 )
-UNMATCHED = "(unmatched)"
-LIMITED = "(rate limited)"
 LIMITED_METRIC = "app_requests_limited_total"
 
 Scope = MutableMapping[str, Any]
@@ -107,7 +106,7 @@ class _Unit:
     def route(self, template: str | None) -> None:
         """Name the unit after the route template, once routing found it."""
         rename = getattr(self._uow, "rename", None)
-        if template is not None and rename is not None:
+        if template and rename is not None:
             rename(f"{self._method} {template}")
 
 
@@ -121,7 +120,7 @@ class _RequestCore:
         "limiter",
         "monitor",
         "queries",
-        "route_of",
+        "route",
         "tier",
     )
 
@@ -134,7 +133,7 @@ class _RequestCore:
         client_key: Callable[[Any], str] | None,
         *,
         exclude_paths: Iterable[str] = DEFAULT_EXCLUDE_PATHS,
-        route_of: Callable[[Any], str | None] | None = None,
+        route: Callable[[Any], str | None] | None = None,
     ) -> None:
         from sentia_core.errors import ConfigError
 
@@ -153,12 +152,20 @@ class _RequestCore:
         self.limiter = limiter
         self.tier = tier
         self.client_key = client_key
-        self.route_of = route_of
+        self.route = route
 
     def excluded(self, path: str) -> bool:
         return path in self.exclude_exact or (
             bool(self.exclude_prefixes) and path.startswith(self.exclude_prefixes)
         )
+
+    def route_of(self, request: Any, default: Callable[[Any], str | None]) -> str:
+        """The route template of a finished request (``""`` when unknown)."""
+        try:
+            found = (self.route or default)(request)
+        except Exception:  # a user's route function failed: record the request anyway
+            return ""
+        return found if isinstance(found, str) else ""
 
     def unit(self, method: str, path: str) -> _Unit:
         return _Unit(self.queries, method, path)
@@ -171,14 +178,14 @@ class _RequestCore:
                 time.perf_counter() - started,
                 error=raised or status >= 500,
                 method=method,
-                route=route or UNMATCHED,
+                route=route or "",
                 status=_status_class(status, raised),
             )
 
     def limited(self, started: float, method: str) -> None:
         """The middleware answered 429 itself: counted apart (and not as an error)."""
         if self.monitor is not None:
-            self.finish(started, 429, False, method, LIMITED)
+            self.finish(started, 429, False, method, "")
             self.monitor.counter(LIMITED_METRIC, method=method).inc()
 
     def too_many(self, decision: _Decision) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
@@ -206,10 +213,15 @@ class _RequestCore:
         return 429, headers, b"Too Many Requests\n"
 
 
-def _starlette_route(scope: Scope) -> str | None:
-    """The template of the route Starlette/FastAPI matched (``scope["route"].path``)."""
-    path = getattr(scope.get("route"), "path", None)
+def _asgi_route(scope: Scope) -> str | None:
+    route = scope.get("route")  # Starlette / FastAPI set it when a route matched
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
     return path if isinstance(path, str) else None
+
+
+def _wsgi_route(environ: Any) -> str | None:
+    route = environ.get("sentia.route")  # an application (or a framework hook) may set it
+    return route if isinstance(route, str) else None
 
 
 def _asgi_client(scope: Scope) -> str:
@@ -234,8 +246,8 @@ class SentiaASGIMiddleware:
         exclude_paths: paths passed straight through (no limit, no timing, no
             unit of work); an entry ending in ``*`` is a prefix. Default
             :data:`DEFAULT_EXCLUDE_PATHS`, the monitor's own endpoints.
-        route_of: ``fn(scope) -> template | None``, called after the app ran;
-            default reads Starlette/FastAPI's ``scope["route"].path``.
+        route: ``fn(scope) -> str | None``, called after the app ran: the route
+            template for the ``route`` label (default: ``scope["route"]``'s path).
     """
 
     #: The default ``exclude_paths``: the monitor's own endpoints.
@@ -251,12 +263,12 @@ class SentiaASGIMiddleware:
         rate_limit: str | None = None,
         client_key: Callable[[Scope], str] | None = None,
         exclude_paths: Iterable[str] = DEFAULT_EXCLUDE_PATHS,
-        route_of: Callable[[Scope], str | None] | None = None,
+        route: Callable[[Scope], str | None] | None = None,
     ) -> None:
         self.app = app
         self._core = _RequestCore(
             monitor, queries, limiter, rate_limit, client_key,
-            exclude_paths=exclude_paths, route_of=route_of or _starlette_route,
+            exclude_paths=exclude_paths, route=route,
         )  # fmt: skip
 
     @classmethod
@@ -291,14 +303,13 @@ class SentiaASGIMiddleware:
                 status = int(message.get("status", 500))
             await send(message)
 
-        route: str | None = None
+        route = ""
         try:
             with core.unit(method, str(scope.get("path", ""))) as unit:
                 try:
                     await self.app(scope, receive, send_wrapper)
                 finally:
-                    assert core.route_of is not None
-                    route = core.route_of(scope)
+                    route = core.route_of(scope, _asgi_route)
                     unit.route(route)
             raised = False
         finally:
@@ -308,11 +319,10 @@ class SentiaASGIMiddleware:
 class SentiaWSGIMiddleware:
     """WSGI middleware with the same behaviour as :class:`SentiaASGIMiddleware`.
 
-    ``client_key`` receives the WSGI environ (default: ``REMOTE_ADDR``).
-    WSGI has no standard place for the matched route: pass ``route_of``
-    (``fn(environ) -> template | None``, called once the app returned) to
-    label metrics by route; otherwise requests are labelled ``(unmatched)``
-    and units of work named by the raw path.
+    ``client_key`` receives the WSGI environ (default: ``REMOTE_ADDR``);
+    ``route`` too (default: ``environ["sentia.route"]``, which the application
+    may set to the matched route template; unknown routes are labelled ``""``
+    and their units of work named by the raw path).
     """
 
     def __init__(
@@ -325,12 +335,12 @@ class SentiaWSGIMiddleware:
         rate_limit: str | None = None,
         client_key: Callable[[Any], str] | None = None,
         exclude_paths: Iterable[str] = DEFAULT_EXCLUDE_PATHS,
-        route_of: Callable[[Any], str | None] | None = None,
+        route: Callable[[Any], str | None] | None = None,
     ) -> None:
         self.app = app
         self._core = _RequestCore(
             monitor, queries, limiter, rate_limit, client_key,
-            exclude_paths=exclude_paths, route_of=route_of,
+            exclude_paths=exclude_paths, route=route,
         )  # fmt: skip
 
     @classmethod
@@ -368,8 +378,8 @@ class SentiaWSGIMiddleware:
                 status = 500
             return start_response(status_line, headers, exc_info)
 
-        def route() -> str | None:
-            return None if core.route_of is None else core.route_of(environ)
+        def route() -> str:
+            return core.route_of(environ, _wsgi_route)
 
         # The unit of work stays open until the server closes the response: a
         # WSGI app may run its queries lazily while the body is iterated, and a
