@@ -108,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.markdown and not args.json:
         parser.error("--markdown needs --json DIR")
+    known = [p.stem for p in scripts()]
+    args.only = [n[:-3] if n.endswith(".py") else n for n in args.only]
+    unknown = [n for n in args.only if n not in known]
+    if unknown:
+        parser.error(f"no such benchmark: {', '.join(unknown)} (choose from: {', '.join(known)})")
     failed = []
     if not args.render_only:
         if args.json:

@@ -101,3 +101,19 @@ def postgres_server() -> Iterator[PostgresServer]:
     server = PostgresServer()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_leaked_monitor_threads() -> Iterator[None]:
+    """The suite leaves no monitor sampler running: ``Sentia()`` starts one by
+    default, and closing it (or dropping it: a finalizer) must stop it."""
+    import gc
+    import threading
+
+    yield
+    gc.collect()
+    leaked = [t for t in threading.enumerate() if t.name == "sentia-monitor" and t.is_alive()]
+    for t in leaked:
+        t.join(5)
+    leaked = [t for t in leaked if t.is_alive()]
+    assert not leaked, f"{len(leaked)} monitor sampler thread(s) still running after the suite"

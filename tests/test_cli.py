@@ -155,7 +155,7 @@ def test_demo_dashboard_serves_until_interrupted() -> None:
                 break
         url = lines[-1].split()[1]
         assert url.startswith("http://127.0.0.1:") and url.endswith("/"), lines[-1]
-        assert any("[4] monitor" in line for line in lines)
+        assert any(line.startswith("[4] the monitor") for line in lines)
         with urllib.request.urlopen(url, timeout=10) as resp:
             assert resp.status == 200
             assert b"/static/dashboard.js" in resp.read()

@@ -11,6 +11,7 @@ and index suggestions — fingerprints only, so no literal ever reaches the page
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,9 @@ class DashboardFeed:
     """Feeds one :class:`~sentia_core.Sentia`'s components into its monitor's dashboard."""
 
     def __init__(self, app: Sentia) -> None:
-        self._app = app
+        # The monitor's thread holds this feed's methods: a strong reference to
+        # the facade here would keep an unclosed facade (and its threads) alive.
+        self._ref = weakref.ref(app)
         self._reported: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         self._degraded: dict[str, bool] = {}
         #: the latest :meth:`Sentia.verify_indexes` results, shown in the SQL panel.
@@ -38,6 +41,13 @@ class DashboardFeed:
         monitor.add_dashboard_section("breakers", self._breakers_section)
         monitor.add_dashboard_section("registry", self._registry_section)
         monitor.add_dashboard_section("sql", self._sql_section)
+
+    @property
+    def _app(self) -> Sentia:
+        app = self._ref()
+        if app is None:
+            raise ReferenceError("the application this dashboard fed was garbage-collected")
+        return app
 
     # ------------------------------------------------------------------ metrics
 

@@ -18,7 +18,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
-from ._demo import CUSTOMERS, PRODUCTS, _build_db, _orders_page
+from ._demo_service import CUSTOMERS, PRODUCTS
+from ._demo_service import build_db as _build_db
+from ._demo_service import orders_page as _orders_page
 
 __all__ = ["LiveService", "live_config", "serve_dashboard"]
 

@@ -109,14 +109,14 @@ def _run(args: argparse.Namespace) -> int:
     raise AssertionError(args.command)  # pragma: no cover - argparse rejects others
 
 
-def _app(config: str | None) -> Any:
+def _app(config: str | None, **kwargs: Any) -> Any:
     from ._facade import Sentia
 
-    return Sentia.from_config(config) if config else Sentia.from_env()
+    return Sentia.from_config(config, **kwargs) if config else Sentia.from_env(**kwargs)
 
 
 def _health(args: argparse.Namespace) -> int:
-    with _app(args.config) as app:
+    with _app(args.config, start_monitor=False) as app:  # one report, no sampler
         report = app.health()
     print(json.dumps(report.to_dict(), indent=2, default=str))
     # Exit 1 when any check fails, critical or not: the service may still be
@@ -130,7 +130,8 @@ def _serve(args: argparse.Namespace) -> int:
         cfg = app.config.monitor
         host = args.host if args.host is not None else cfg.http_host
         port = args.port if args.port is not None else cfg.http_port
-        app.monitor.start(cfg.sample_interval)
+        if not app.monitor.running:  # Sentia() starts it unless monitor.enabled = false
+            app.monitor.start(cfg.sample_interval)
         stop = threading.Event()
         # Handlers first: whoever reads the address below may signal us at once.
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -152,16 +153,66 @@ def _benchmarks_dir() -> Path | None:
     return None
 
 
+def _bench_names(folder: Path) -> list[str]:
+    return sorted(
+        p.stem for p in folder.glob("*.py") if not p.name.startswith("_") and p.name != "run.py"
+    )
+
+
+def _missing_modules(scripts: Sequence[Path]) -> list[str]:
+    """Third-party modules the scripts import at top level that cannot be found."""
+    import ast
+    import importlib.util
+
+    local = {p.stem for p in scripts[0].parent.glob("*.py")} if scripts else set()
+    stdlib: frozenset[str] = getattr(sys, "stdlib_module_names", frozenset())
+    missing: set[str] = set()
+    for script in scripts:
+        tree = ast.parse(script.read_text(), filename=str(script))
+        names: set[str] = set()
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                names.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+        for name in names - local - stdlib - {"sentia_core", "__future__"}:
+            try:
+                found = importlib.util.find_spec(name) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                missing.add(name)
+    return sorted(missing)
+
+
 def _bench(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+
     folder = _benchmarks_dir()
     if folder is None:
-        from .errors import ConfigError
-
         raise ConfigError("bench", None, "the benchmarks folder is not installed with this copy")
+    known = _bench_names(folder)
+    wanted = [name[:-3] if name.endswith(".py") else name for name in args.only]
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        print(
+            f"sentia: error: no such benchmark: {', '.join(unknown)} "
+            f"(choose from: {', '.join(known)})",
+            file=sys.stderr,
+        )
+        return 2
+    missing = _missing_modules([folder / f"{name}.py" for name in wanted or known])
+    if missing:
+        print(
+            "sentia: error: the benchmarks compare against peer libraries that are not "
+            f"installed ({', '.join(missing)}): pip install 'sentia_core[bench]'",
+            file=sys.stderr,
+        )
+        return 2
     cmd = [sys.executable, str(folder / "run.py")]
     if args.quick:
         cmd.append("--quick")
     if args.json:
         cmd += ["--json", args.json]
-    cmd += list(args.only)
+    cmd += wanted
     return subprocess.run(cmd, check=False, env=os.environ.copy()).returncode

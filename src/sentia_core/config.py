@@ -174,6 +174,32 @@ class ServiceConfig:
     retries: int = _opt(0, "Retries after the first attempt.", minimum=0)
     rate_limit: str | None = _opt(None, "Rate-limit tier applied to calls (a key of rate_limits).")
     max_concurrent: int | None = _opt(None, "Bulkhead: concurrent calls allowed.", minimum=1)
+    # -- what protect() handles and how it times out (issue 15; docs/policies.md) --
+    timeout_mode: str = _opt(
+        "deadline", "Sync timeouts: 'deadline' (inline, cooperative) or 'thread' (a worker)."
+    )
+    retry_on: tuple[str, ...] = _opt(
+        ("transient",), "Errors retried: 'transient', 'http:NNN' or exception class names."
+    )
+    record_exceptions: tuple[str, ...] = _opt(
+        ("Exception",), "Errors the breaker counts as failures (same names as retry_on)."
+    )
+    ignore_exceptions: tuple[str, ...] = _opt(
+        ("CallRejectedError", "http:429"), "Errors the breaker does not count at all."
+    )
+    fallback_on: tuple[str, ...] = _opt(
+        ("unavailable",),
+        "Errors the fallback replaces ('unavailable': transient, rejections, 5xx).",
+    )
+
+    def __post_init__(self) -> None:
+        from .policies._outcomes import check_rule_name
+
+        if self.timeout_mode not in ("deadline", "thread"):
+            raise ConfigError("timeout_mode", self.timeout_mode, "must be 'deadline' or 'thread'")
+        for name in ("retry_on", "record_exceptions", "ignore_exceptions", "fallback_on"):
+            for i, rule in enumerate(getattr(self, name)):
+                check_rule_name(f"{name}[{i}]", rule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +307,9 @@ class MonitorAuthConfig:
 class MonitorConfig:
     """The PerformanceMonitor (``[monitor]``)."""
 
+    enabled: bool = _opt(
+        True, "Run the sampler (metrics, alert rules) from Sentia(); false for tests."
+    )
     sample_interval: float = _opt(10.0, "System sampling and alert evaluation period.",
                                   unit="seconds", minimum=0, exclusive_minimum=True)  # fmt: skip
     retention: float = _opt(7 * 86400.0, "History kept.", unit="seconds", minimum=0,

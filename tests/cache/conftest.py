@@ -40,6 +40,11 @@ class Flavor:
     #: needs a real redis-server
     real: bool = False
 
+    @property
+    def holds_objects(self) -> bool:
+        """Objects in L1 and no backend: any value is held by reference (nothing to encode)."""
+        return self.has_l1 and not self.has_backend and self.name != "memory-payload"
+
     def shared(self, clock: ManualClock) -> dict[str, Any]:
         """Keyword arguments that make two caches of this flavor share their L2."""
         if self.has_backend and not self.redis:

@@ -122,3 +122,33 @@ def test_instrument_django_rejects_a_non_optimizer() -> None:
     with pytest.raises(ConfigError) as info:
         instrument_django("opt")  # type: ignore[arg-type]
     assert info.value.parameter == "optimizer"
+
+
+def order_detail(request: Any, pk: int) -> HttpResponse:
+    order = Order.objects.get(pk=pk)
+    lines = [f"{o.customer.email}" for o in Order.objects.filter(customer_id=order.customer_id)]
+    return HttpResponse("\n".join(lines * 3))
+
+
+class _UrlConf:
+    from django.urls import path as _path
+
+    urlpatterns = [_path("orders/<int:pk>/", order_detail)]
+
+
+def _resolving(request: Any) -> HttpResponse:
+    """What Django's handler does before the view: resolve the URL, keep the match."""
+    from django.urls import resolve
+
+    match = resolve(request.path_info, urlconf=_UrlConf)
+    request.resolver_match = match
+    return match.func(request, *match.args, **match.kwargs)  # type: ignore[no-any-return]
+
+
+def test_units_are_named_by_the_route_template(optimizer: QueryOptimizer) -> None:
+    optimizer.nplusone_threshold = 2
+    middleware = QueryUnitMiddleware(_resolving)
+    for pk in (1, 3):
+        assert middleware(RequestFactory().get(f"/orders/{pk}/")).status_code == 200
+    units = {r.unit for r in optimizer.nplusone_reports()}
+    assert units == {"GET /orders/<int:pk>/"}

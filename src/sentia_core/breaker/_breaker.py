@@ -25,7 +25,7 @@ from ._config import BreakerConfig, ExceptionRule, ResultPredicate
 from ._core import Admit, BreakerCore, Decision, Reject, StoreCall, Trial
 from ._state import BreakerState, Trigger
 from ._store import StateStore, StoreReply
-from ._types import BreakerMetrics
+from ._types import BreakerCallOutcome, BreakerMetrics
 
 __all__ = ["CircuitBreaker"]
 
@@ -199,21 +199,45 @@ class CircuitBreaker:
 
     stats = metrics
 
-    def add_listener(self, listener: Callable[[Event], object]) -> Callable[[], None]:
+    def add_listener(
+        self, listener: Callable[[Event], object], *, outcomes: bool = True
+    ) -> Callable[[], None]:
         """Subscribe to :class:`BreakerStateChanged` and :class:`BreakerCallOutcome` events.
 
         Listeners run in the thread that caused the event, after the breaker's
         lock is released; one that raises is logged and counted, never propagated.
 
+        Args:
+            listener: receives the events.
+            outcomes: False to receive state changes only. A listener for
+                per-call outcomes puts every call on the breaker's slower,
+                measured path; one without them costs a call nothing (the
+                facade subscribes the monitor this way and reads per-call
+                counts from :meth:`metrics` instead).
+
         Returns:
             A function that unsubscribes ``listener``.
         """
-        remove = self._listeners.add(listener)
-        self._core.listeners_changed()
+        fn = listener
+        if not outcomes:
+
+            def fn(event: Event) -> object:
+                if event.__class__ is BreakerCallOutcome:
+                    return None
+                return listener(event)
+
+        remove = self._listeners.add(fn)
+        delta = 1 if outcomes else 0
+        self._core.listeners_changed(delta)
+        removed = False
 
         def unsubscribe() -> None:
+            nonlocal removed
+            if removed:
+                return
+            removed = True
             remove()
-            self._core.listeners_changed()
+            self._core.listeners_changed(-delta)
 
         return unsubscribe
 

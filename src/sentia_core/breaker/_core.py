@@ -174,6 +174,7 @@ class BreakerCore:
         "_next_sync",
         "_open_reject",
         "_open_until",
+        "_outcome_listeners",
         "_pass",
         "_permits",
         "_predicate",
@@ -226,6 +227,9 @@ class BreakerCore:
         self._slow_after = config.slow_call_duration
         self._predicate = config.failure_predicate
         self._listening = False
+        #: Listeners that asked for BreakerCallOutcome events: only they put
+        #: the breaker on its slow path (state-change listeners cost nothing).
+        self._outcome_listeners = 0
         self.state = _CLOSED
         self._generation = 0
         self._admit = Admit(0, True)
@@ -265,7 +269,7 @@ class BreakerCore:
     def refresh_fast(self) -> None:
         """Recompute the lock-free admission shortcuts (after a transition or a
         listener change)."""
-        self._listening = bool(self._listeners)
+        self._listening = self._outcome_listeners > 0
         state = self.state
         if state is _CLOSED:
             self._pass = self._admit if self.store is None or self._synced else None
@@ -276,13 +280,15 @@ class BreakerCore:
         slow_path = self._timed or self._listening or self.store is not None
         self.fast = None if slow_path else self._pass
 
-    def listeners_changed(self) -> None:
-        """Recompute the shortcuts after a listener was added or removed.
+    def listeners_changed(self, outcome_listeners: int = 0) -> None:
+        """Recompute the shortcuts after a listener was added or removed
+        (``outcome_listeners``: +1 / -1 when it wants per-call outcomes).
 
         Under the lock: computed outside it, a transition running at the same
         moment could be overwritten with a stale pass-through admit.
         """
         with self._lock:
+            self._outcome_listeners += outcome_listeners
             self.refresh_fast()
 
     def acquire(self, now: float) -> Decision | StoreCall:

@@ -7,7 +7,7 @@ See ``docs/cache.md``. Everything public is re-exported here.
 
 from ._async import AsyncCachedFunction, AsyncTieredCache
 from ._backend import AsyncCacheBackend, BackendWrite, CacheBackend, StoredBatch, StoredValue
-from ._codec import Codec, JsonSerializer, PickleSerializer, Serializer
+from ._codec import Codec, JsonSerializer, PickleSerializer, Serializer, TypeCodec
 from ._errors import CorruptPayloadError, InvalidKeyError, PayloadError, UntrustedPayloadError
 from ._glob import InvalidPatternError, compile_glob, escape_glob
 from ._policy import EvictionPolicy, LRUPolicy
@@ -51,6 +51,7 @@ __all__ = [
     "StoredBatch",
     "StoredValue",
     "TieredCache",
+    "TypeCodec",
     "UntrustedPayloadError",
     "compile_glob",
     "escape_glob",

@@ -612,8 +612,8 @@ class CacheCore:
             raw = len(body)
             held = payload if self.payload_mode else value
             size = key_bytes(key) + (len(payload) if self.payload_mode else raw)
-        else:
-            raw = codec.measure(value)
+        else:  # objects in L1, no backend: any object (a reference, as cachetools)
+            raw = codec.measure_object(value)
             payload = None
             held = value
             size = (len(key) if key.isascii() else key_bytes(key)) + raw
@@ -679,7 +679,7 @@ class CacheCore:
             return prepared
         if key.__class__ is not str:
             check_key(key)
-        size = (len(key) if key.isascii() else key_bytes(key)) + self.codec.measure(value)
+        size = (len(key) if key.isascii() else key_bytes(key)) + self.codec.measure_object(value)
         now = self.now()
         expires = now + self.ttl
         entry = Entry(value, expires, expires + self.stale_ttl, size, ())

@@ -98,7 +98,9 @@ def _uninstall() -> None:
 
 
 class QueryUnitMiddleware:
-    """Django middleware: each request is one unit of work (``"GET /path"``).
+    """Django middleware: each request is one unit of work, named by its route
+    template (``"GET /orders/<int:pk>/"``, from ``request.resolver_match.route``;
+    the raw path when no URL pattern matched).
 
     Uses the optimizer given to :func:`instrument_django`; without one it only
     passes requests through.
@@ -111,5 +113,13 @@ class QueryUnitMiddleware:
         optimizer: QueryOptimizer | None = _state["optimizer"]
         if optimizer is None:
             return self.get_response(request)
-        with optimizer.unit_of_work(f"{request.method} {request.path}"):
-            return self.get_response(request)
+        with optimizer.unit_of_work(f"{request.method} {request.path}") as unit:
+            try:
+                return self.get_response(request)
+            finally:
+                # After URL resolution: name the unit by the route template
+                # ("orders/<int:pk>/"), so reports group requests, not paths.
+                match = getattr(request, "resolver_match", None)
+                route = getattr(match, "route", None)
+                if isinstance(route, str) and route:
+                    unit.rename(f"{request.method} /{route.lstrip('/')}")

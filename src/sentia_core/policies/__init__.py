@@ -10,6 +10,7 @@ from ._backoff import Backoff, ExponentialBackoff, FixedBackoff, LinearBackoff
 from ._budget import BudgetStats, RetryBudget, RetryBudgetLike
 from ._bulkhead import Bulkhead, BulkheadEvent, BulkheadStats
 from ._deadline import Deadline, check_deadline, current_deadline, deadline, remaining_time
+from ._outcomes import OutcomeRules, http_status, is_transient
 from ._policy import (
     Policy,
     PolicyEvent,
@@ -45,6 +46,7 @@ __all__ = [
     "ExponentialBackoff",
     "FixedBackoff",
     "LinearBackoff",
+    "OutcomeRules",
     "Policy",
     "PolicyEvent",
     "PolicyStats",
@@ -69,6 +71,8 @@ __all__ = [
     "check_deadline",
     "current_deadline",
     "deadline",
+    "http_status",
+    "is_transient",
     "parse_rate",
     "parse_retry_after",
     "remaining_time",

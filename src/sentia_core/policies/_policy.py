@@ -132,7 +132,11 @@ class PolicyStats:
     timeout: TimeoutStats | None
 
 
-def _exception_types(parameter: str, value: object) -> tuple[type[BaseException], ...]:
+def _exception_types(
+    parameter: str, value: object
+) -> tuple[type[BaseException], ...] | Callable[[BaseException], bool]:
+    if callable(value) and not isinstance(value, type):
+        return value
     if isinstance(value, type) and issubclass(value, BaseException):
         return (value,)
     if (
@@ -141,7 +145,9 @@ def _exception_types(parameter: str, value: object) -> tuple[type[BaseException]
         and all(isinstance(t, type) and issubclass(t, BaseException) for t in value)
     ):
         return value
-    raise ConfigError(parameter, value, "expected an exception class or a tuple of them")
+    raise ConfigError(
+        parameter, value, "expected an exception class, a tuple of them, or a predicate"
+    )
 
 
 class Policy:
@@ -175,7 +181,9 @@ class Policy:
         fallback: ``fallback(error, *args, **kwargs)`` returns the result to use
             when the call finally fails with an error matching ``fallback_on``
             (may be ``async`` for async functions).
-        fallback_on: exception classes the fallback handles (default ``Exception``).
+        fallback_on: what the fallback handles: exception classes, or a
+            predicate ``(exc) -> bool`` (default ``Exception``; the facade's
+            ``protect`` narrows it, see ``docs/policies.md``).
         name: shown in events and ``repr``.
         clock: time source for event timestamps and the default sleeps.
         sleep: blocks during rate-limit waits (default ``clock.sleep``).
@@ -221,7 +229,9 @@ class Policy:
         bulkhead: Bulkhead | int | None = None,
         timeout: Timeout | float | None = None,
         fallback: Callable[..., Any] | None = None,
-        fallback_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        fallback_on: type[BaseException]
+        | tuple[type[BaseException], ...]
+        | Callable[[BaseException], bool] = Exception,
         name: str = "policy",
         clock: Clock = SYSTEM_CLOCK,
         sleep: Callable[[float], object] | None = None,
@@ -407,13 +417,16 @@ class Policy:
         return rate_limited
 
     def _fallback_stage_sync(self, inner: Callable[..., Any]) -> Callable[..., Any]:
-        fallback, handled, report = self.fallback, self.fallback_on, self._report
+        fallback, report = self.fallback, self._report
+        handled, wanted = self._fallback_rule()
         assert fallback is not None
 
         def with_fallback(*args: Any, **kwargs: Any) -> Any:
             try:
                 return inner(*args, **kwargs)
             except handled as exc:
+                if wanted is not None and not wanted(exc):
+                    raise
                 report("fallback", 0.0, exc)
                 return fallback(exc, *args, **kwargs)
 
@@ -422,13 +435,16 @@ class Policy:
     def _fallback_stage_async(
         self, inner: Callable[..., Awaitable[Any]]
     ) -> Callable[..., Awaitable[Any]]:
-        fallback, handled, report = self.fallback, self.fallback_on, self._report
+        fallback, report = self.fallback, self._report
+        handled, wanted = self._fallback_rule()
         assert fallback is not None
 
         async def with_fallback(*args: Any, **kwargs: Any) -> Any:
             try:
                 return await inner(*args, **kwargs)
             except handled as exc:
+                if wanted is not None and not wanted(exc):
+                    raise
                 report("fallback", 0.0, exc)
                 result = fallback(exc, *args, **kwargs)
                 if inspect.isawaitable(result):
@@ -436,6 +452,15 @@ class Policy:
                 return result
 
         return with_fallback
+
+    def _fallback_rule(
+        self,
+    ) -> tuple[tuple[type[BaseException], ...], Callable[[BaseException], bool] | None]:
+        """``fallback_on`` as (classes to catch, predicate to consult or None)."""
+        on = self.fallback_on
+        if isinstance(on, tuple):
+            return on, None
+        return (Exception,), on
 
     # ------------------------------------------------------------- public API
 

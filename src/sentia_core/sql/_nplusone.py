@@ -134,6 +134,13 @@ class UnitOfWork:
         self._created: _Unit | None = None
         self._joined: _Unit | None = None
 
+    def rename(self, name: str) -> None:
+        """Rename the unit while it is open (a web middleware learns the route
+        template only after routing); its reports carry the new name."""
+        self.name = name
+        if self._created is not None:
+            self._created.name = name
+
     @property
     def joined(self) -> bool:
         """True while this unit is entered inside another one (which it joined)."""
