@@ -26,8 +26,10 @@ Inserting: the old entry under the key (if any) is unlinked first (a
 replacement, not an eviction); dead entries are purged; a value larger than
 ``max_bytes`` is refused and counted (``oversize``) -- after the old entry is
 gone, so a refused write never leaves the previous value readable; then the
-policy's victims are evicted while the item count (reason ``"size"``) or the
-byte total (reason ``"bytes"``) would overflow.
+entry is stored and told to the policy, and the policy's victims are evicted
+while the item count (reason ``"size"``) or the byte total (reason
+``"bytes"``) is over its bound. The policy sees the new key before choosing
+(W-TinyLFU's admission contest starts from the write), and never chooses it.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ class Entry:
 
 
 class MemoryLayer:
-    """Bounded map of entries with LRU (or another policy), TTL and tags.
+    """Bounded map of entries with W-TinyLFU, LRU or another policy, TTL and tags.
 
     Args:
         max_items: most entries held; 0 holds nothing.
@@ -154,14 +156,6 @@ class MemoryLayer:
         if size > self.max_bytes:
             self.oversize += 1
             return False
-        if len(data) >= self.max_items or self.bytes + size > self.max_bytes:
-            victim = self.policy.victim
-            while len(data) >= self.max_items:
-                k = victim()
-                self._evict(k, data[k], "size")
-            while self.bytes + size > self.max_bytes:
-                k = victim()
-                self._evict(k, data[k], "bytes")
         data[key] = entry
         self.bytes += size
         self.policy.on_insert(key, size)
@@ -178,6 +172,16 @@ class MemoryLayer:
             pending = self._scheduled.get(key)
             if pending is None or deadline < pending:
                 self._schedule(key, deadline)
+        if len(data) > self.max_items or self.bytes > self.max_bytes:
+            victim = self.policy.victim
+            while len(data) > self.max_items:
+                k = victim()
+                self._evict(k, data[k], "size")
+            while self.bytes > self.max_bytes:
+                k = victim()
+                self._evict(k, data[k], "bytes")
+            # a custom policy may choose the key just written: then it is not kept
+            return data.get(key) is entry
         return True
 
     def _rewrite(self, key: str, old: Entry, entry: Entry, now: float) -> bool:
