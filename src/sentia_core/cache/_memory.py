@@ -119,15 +119,25 @@ class MemoryLayer:
         del self.data[key]
         self.bytes -= entry.size
         self.policy.on_remove(key)
-        for tag in entry.tags:
-            keys = self._tags.get(tag)
+        if entry.tags:
+            self._untag(key, entry.tags)
+
+    def _untag(self, key: str, tags: tuple[str, ...]) -> None:
+        index = self._tags
+        for tag in tags:
+            keys = index.get(tag)
             if keys is not None:
                 keys.discard(key)
                 if not keys:
-                    del self._tags[tag]
+                    del index[tag]
 
     def _evict(self, key: str, entry: Entry, reason: EvictionReason) -> None:
-        self._unlink(key, entry)
+        # _unlink, inlined: every write into a full cache evicts
+        del self.data[key]
+        self.bytes -= entry.size
+        self.policy.on_remove(key)
+        if entry.tags:
+            self._untag(key, entry.tags)
         if reason == "size":
             self.evicted_size += 1
         elif reason == "bytes":
@@ -169,9 +179,14 @@ class MemoryLayer:
                     keys.add(key)
         deadline = entry.stale_until
         if deadline != _INF:
-            pending = self._scheduled.get(key)
+            scheduled = self._scheduled
+            pending = scheduled.get(key)
             if pending is None or deadline < pending:
-                self._schedule(key, deadline)
+                # _schedule, inlined (the commonest write: a new key with a TTL)
+                heapq.heappush(heap, (deadline, key))
+                scheduled[key] = deadline
+                if len(heap) > 2 * len(data) + 1024:
+                    self._rebuild_heap()
         if len(data) > self.max_items or self.bytes > self.max_bytes:
             victim = self.policy.victim
             while len(data) > self.max_items:
