@@ -22,15 +22,21 @@ left, the window's oldest key competes the same way. The key written by the
 current operation is never chosen, so a value just stored is readable.
 
 *Frequency.* :class:`FrequencySketch`, a count-min sketch of 4-bit counters
-(saturating at 15; one per byte, for speed, in a table of 16 counters per
-entry of capacity): a key's first write and every recorded hit increment its two
-counters (one per row), an estimate is the smaller of them. After ``10 x capacity``
-increments every counter is halved (one ``bytearray.translate``), so old
-popularity fades. Keys are ``str``, whose ``hash`` is SipHash with a
-per-process seed, so an attacker cannot aim collisions at a victim (the
-reason Caffeine admits a warm candidate at random; not needed here). No
-doorkeeper: a new key costs two counters, and the sketch grows (by doubling,
-keeping its estimates) with the number of tracked keys up to ``max_items``.
+(saturating at 15; one per byte, for speed) in two rows of 16 counters per
+key of capacity: a key's first write and every recorded hit increment its
+counter in each row (picked by either half of ``hash(key)``), an estimate
+is the smaller of the two. Every ``5 x capacity`` requests every counter is
+halved (one ``bytearray.translate``), so old popularity fades. Two rows, not
+Caffeine's four, because each row costs Python bytecodes on every write; the
+rows are wider instead (32 one-byte counters per key of capacity, where
+Caffeine packs 16 in 8 bytes; 512 KiB for the default 10,000). Keys are
+``str``, whose ``hash`` is SipHash with a per-process seed, so an attacker
+cannot aim collisions at a victim (the reason Caffeine admits a warm
+candidate at random; not needed here). No doorkeeper: a new key costs two
+counters. The sketch starts at 1,024 keys (or ``max_items`` if smaller) and
+doubles, keeping its estimates, as the tracked keys outgrow it, up to
+``max_items``: a byte-bounded cache holding few keys keeps a small sketch.
+A rewrite of a held key makes it recent but is not counted as a use.
 
 *Hits without a lock.* ``on_hit`` is ``deque.append`` on a bounded deque (the
 read buffer): one C call, atomic under the GIL, and under contention or
@@ -39,12 +45,20 @@ frequency samples. Writes (:meth:`on_insert`, :meth:`on_update`, called
 under the cache lock) drain it: each record increments the sketch and
 reorders its key.
 
-*Adaptive window.* Caffeine's hill climber: every ``sample_size`` requests
-(drained hits plus inserts) it compares the hit rate with the previous
-sample's and moves the window's share by a step in the direction that
-helped (starting towards a smaller window); the step decays by 2 % each time
-and restarts at 6.25 % of the cache when the hit rate jumps by 5 points. So
-recency-biased traces grow the window, frequency-biased ones shrink it.
+*Adaptive window.* Caffeine's hill climber: every ``10 x capacity``
+requests (drained hits plus inserts) it compares the hit rate with the
+previous sample's and moves the window's share by a step in the direction
+that helped (starting towards a smaller window); the step decays by 2 % a
+sample and restarts at 6.25 % of the cache when the hit rate moves by 5
+points. A bigger window takes its room from protected (window plus protected
+stay 80.2 % of the cache, so the window is at most that), moving main's
+least recent keys into the window; a smaller one spills the window's oldest
+keys to probation without a contest. So recency-biased traces grow the
+window, frequency-biased ones keep it small.
+
+*Between writes.* In a read-only stretch only the last ``read_buffer`` hits
+are recorded; a cache with no writes evicts nothing, so this only thins the
+frequency samples of keys read long before the next write.
 """
 
 from __future__ import annotations
