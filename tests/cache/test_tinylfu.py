@@ -324,6 +324,26 @@ TestRoomierTinyLFUAgainstModel.settings = settings(stateful_step_count=50, deadl
 # -- the read buffer, with real threads ------------------------------------------------
 
 
+def test_recorded_hits_count_at_the_next_write_and_the_buffer_drops_the_oldest() -> None:
+    policy = TinyLFUPolicy(100, 10**6, read_buffer=4)
+    cache = TieredCache(max_items=100, policy=policy)
+    cache.set("a", 1)
+    cache.set("b", 1)
+    base_a, base_b = policy.sketch.frequency("a"), policy.sketch.frequency("b")
+    for _ in range(3):
+        assert cache.get("a") == 1
+    assert policy.sketch.frequency("a") == base_a  # recorded, not applied yet
+    cache.set("c", 1)
+    assert policy.sketch.frequency("a") == base_a + 3
+    for _ in range(3):
+        cache.get("a")
+    for _ in range(3):
+        cache.get("b")  # the buffer keeps the last 4: a, b, b, b
+    cache.set("d", 1)
+    assert policy.sketch.frequency("a") == base_a + 4
+    assert policy.sketch.frequency("b") == base_b + 3
+
+
 def test_hits_take_no_lock() -> None:
     cache = TieredCache(max_items=10)
     cache.set("k", "v")

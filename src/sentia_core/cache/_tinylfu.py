@@ -437,7 +437,11 @@ class TinyLFUPolicy:
         """Apply the hits recorded since the last write."""
         buffer = self._buffer
         popleft = buffer.popleft
-        increment = self.sketch.increment
+        sketch = self.sketch
+        t = sketch._table
+        m = sketch._mask
+        row = sketch._row
+        inc = _INCREMENT
         window = self._window
         probation = self._probation
         protected = self._protected
@@ -448,10 +452,10 @@ class TinyLFUPolicy:
         # from the left, but never shorten it)
         for _ in range(len(buffer)):
             key = popleft()
-            if key in window:
-                window.move_to_end(key)
-            elif key in protected:
+            if key in protected:  # most hits land in the largest region
                 protected.move_to_end(key)
+            elif key in window:
+                window.move_to_end(key)
             else:
                 size = probation.pop(key, None)
                 if size is None:
@@ -459,7 +463,12 @@ class TinyLFUPolicy:
                 protected[key] = size
                 self._qbytes += size
                 promoted = True
-            increment(key)
+            # sketch.increment(key), inlined
+            h = hash(key)
+            i = h & m
+            t[i] = inc[t[i]]
+            i = ((h >> 32) & m) | row
+            t[i] = inc[t[i]]
             hits += 1
         self._hits += hits
         self._requests += hits
