@@ -2,7 +2,7 @@
 
 Synthetic traces are generated here from a seed (Zipf, Zipf with one-off
 scans, a loop). Real-world traces are read from ``benchmarks/traces/`` (not
-in git; ``python benchmarks/fetch_traces.py --caffeine PATH`` puts them there
+in git; ``python benchmarks/_fetch_traces.py --caffeine PATH`` puts them there
 from a clone of the Caffeine repository, whose simulator ships them): the
 cache2k traces (web07, web12, orm-busy; CC BY 4.0, headissue GmbH / Jens
 Wilke) and the LIRS traces (sprite, multi2; from the LIRS authors, no licence

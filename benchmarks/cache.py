@@ -25,7 +25,7 @@ which run against one ``LocalRedis``):
    100,000 keys with room for 1,000, Zipf 0.8 with one-off scans, a loop
    larger than the cache and the real-world traces found in
    ``benchmarks/traces/`` (or ``$SENTIA_BENCH_TRACES``; fetched by
-   ``benchmarks/fetch_traces.py``): sentia W-TinyLFU and LRU, cachetools
+   ``benchmarks/_fetch_traces.py``): sentia W-TinyLFU and LRU, cachetools
    LRUCache, theine and Belady's optimum (computed offline); goal: at least
    theine's on every trace.
 
@@ -331,7 +331,7 @@ def hit_ratio(suite: Suite, args: argparse.Namespace) -> None:
     if missing:
         suite.note(
             "hit ratio: real traces missing",
-            f"{', '.join(missing)} (python benchmarks/fetch_traces.py --caffeine PATH)",
+            f"{', '.join(missing)} (python benchmarks/_fetch_traces.py --caffeine PATH)",
         )
     out = sys.stdout
     out.write("\n## hit ratio (a get, and a set on each miss)\n")

@@ -5,7 +5,7 @@ this copies them out of a local clone of the Caffeine repository
 (``ben-manes/caffeine``; a bare clone or a mirror works, the files are read
 with ``git show``)::
 
-    python benchmarks/fetch_traces.py --caffeine ~/src/caffeine
+    python benchmarks/_fetch_traces.py --caffeine ~/src/caffeine
 
 Licences: the cache2k traces (web07, web12, orm-busy) are © headissue GmbH,
 Jens Wilke, under CC BY 4.0 (the clone's ``.../parser/cache2k/LICENSE.txt``,
