@@ -269,17 +269,6 @@ class TinyLFUMachine(L1Machine):
         assert len(self.entries) <= self.MAX_ITEMS
         assert sum(e.size for e in self.entries.values()) <= self.MAX_BYTES
 
-    def _live(self, key: str) -> ModelEntry | None:
-        entry = self.entries.get(key)
-        if entry is not None and entry.expires > self.now:
-            self.hits += 1
-            return entry
-        self.misses += 1
-        if entry is not None and entry.stale_until <= self.now:
-            del self.entries[key]
-            self.evicted["ttl"] += 1
-        return None
-
     @rule(key=KEYS, value=st.text(max_size=12))
     def set_then_read(self, key: str, value: str) -> None:
         self.set(key, value, None, [])
