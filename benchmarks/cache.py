@@ -5,19 +5,29 @@ Run: ``python benchmarks/cache.py`` (``--quick`` for a smoke run, ``--json PATH`
 Sections (in-process; part 2 appends its Redis sections to ``REDIS_SECTIONS``,
 which run against one ``LocalRedis``):
 
-1. L1 hit ``get`` against ``cachetools.LRUCache.get``, ``cachetools.TTLCache.get``
-   and a plain ``dict.get``; targets: at most 2x LRUCache (which keeps no TTL
+1. L1 hit ``get`` against ``cachetools.LRUCache.get``, ``cachetools.TTLCache.get``,
+   theine's ``Cache.get`` and a plain ``dict.get`` (and sentia with
+   ``eviction="lru"``); targets: at most 2x LRUCache (which keeps no TTL
    and no stats) and at most 0.4x TTLCache (which keeps TTLs but no stats).
 2. the same hit from a coroutine against cashews' and aiocache's memory
    backends (each case awaits one coroutine).
 3. ``set`` (overwrite in a full-ish cache) against LRUCache and TTLCache item
    assignment, for a short string and a small dict (sentia validates and sizes
-   the value with the codec; the peers store the reference as is).
+   the value with the codec; the peers store the reference as is); W-TinyLFU
+   against ``eviction="lru"`` (target at most 1.5x), and the write of a new
+   key into a full cache (each one evicts) against LRU, cachetools and theine.
 4. a decorated function's hit: ``@cache.cached`` against ``cachetools.cached``
    (LRU and TTL) and ``functools.lru_cache`` (C; the floor).
-5. hit ratio on a Zipf(1.0) trace over 10,000 keys with room for 1,000, for
-   TieredCache and cachetools.LRUCache (the same LRU, so the same figure), and
-   the cost per lookup of the whole trace.
+5. the cost per request of a Zipf(1.0) trace over 10,000 keys with room for
+   1,000 through ``get_or_set`` (hits, misses, admission and read-buffer
+   drains), W-TinyLFU against LRU and cachetools.
+5b. hit ratios (a get, and a set on each miss) on Zipf 0.6 / 0.8 / 1.0 over
+   100,000 keys with room for 1,000, Zipf 0.8 with one-off scans, a loop
+   larger than the cache and the real-world traces found in
+   ``benchmarks/traces/`` (or ``$SENTIA_BENCH_TRACES``; fetched by
+   ``benchmarks/_fetch_traces.py``): sentia W-TinyLFU and LRU, cachetools
+   LRUCache, theine and Belady's optimum (computed offline); goal: at least
+   theine's on every trace.
 
 Redis sections (one local redis-server, started here unless ``--redis-url``):
 
@@ -45,7 +55,9 @@ import argparse
 import asyncio
 import bisect
 import functools
+import itertools
 import json
+import os
 import random
 import sys
 import time
@@ -58,6 +70,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 import cachetools
 from _harness import LocalRedis, Suite, parse_args
+from _traces import TRACE_DIR, Trace, belady, real_traces, synthetic_traces
 
 from sentia_core.cache import TieredCache
 
@@ -77,24 +90,41 @@ def _filled() -> tuple[TieredCache, cachetools.LRUCache[str, Any], cachetools.TT
     return sentia, lru, ttl
 
 
+def _theine(capacity: int) -> Any:
+    from theine import Cache
+
+    return Cache(capacity)
+
+
 def l1_hit(suite: Suite, args: argparse.Namespace) -> None:
     sentia, lru, ttl = _filled()
+    sentia_lru = TieredCache(max_items=10_000, ttl=300, eviction="lru")
+    theine = _theine(10_000)
+    for i, key in enumerate(KEYS):
+        sentia_lru.set(key, i)
+        theine.set(key, i)
     plain = dict.fromkeys(KEYS, 1)
     get, lru_get, ttl_get, dict_get = sentia.get, lru.get, ttl.get, plain.get
+    s_lru_get, theine_get = sentia_lru.get, theine.get
     m = suite.compare(
         "L1 hit: get(key)",
         {
-            "sentia TieredCache.get": lambda: get(HOT),
+            "sentia TieredCache.get (W-TinyLFU)": lambda: get(HOT),
+            "sentia TieredCache.get (eviction='lru')": lambda: s_lru_get(HOT),
             "cachetools LRUCache.get": lambda: lru_get(HOT),
             "cachetools TTLCache.get": lambda: ttl_get(HOT),
+            "theine Cache.get": lambda: theine_get(HOT),
             "dict.get": lambda: dict_get(HOT),
         },
         number=50_000,
     )
-    s = m["sentia TieredCache.get"]
+    s = m["sentia TieredCache.get (W-TinyLFU)"]
     suite.ratio("sentia/LRUCache", s, m["cachetools LRUCache.get"], target=2.0)
     suite.ratio("sentia/TTLCache", s, m["cachetools TTLCache.get"], target=0.4)
+    suite.ratio("sentia/theine", s, m["theine Cache.get"])
+    suite.ratio("sentia W-TinyLFU/sentia LRU", s, m["sentia TieredCache.get (eviction='lru')"])
     suite.ratio("sentia/dict", s, m["dict.get"])
+    theine.close()
 
 
 def l1_hit_async(suite: Suite, args: argparse.Namespace) -> None:
@@ -154,6 +184,57 @@ def set_(suite: Suite, args: argparse.Namespace) -> None:
         s = m["sentia TieredCache.set"]
         suite.ratio("sentia/LRUCache", s, m["cachetools LRUCache[k]=v"])
         suite.ratio("sentia/TTLCache", s, m["cachetools TTLCache[k]=v"])
+    sentia_lru = TieredCache(max_items=10_000, ttl=300, eviction="lru")
+    for i, key in enumerate(KEYS):
+        sentia_lru.set(key, i)
+    m = suite.compare(
+        "set(key, short str) over an existing key: W-TinyLFU against LRU",
+        {
+            "sentia W-TinyLFU": functools.partial(put, HOT, "in stock"),
+            "sentia eviction='lru'": functools.partial(sentia_lru.set, HOT, "in stock"),
+        },
+        number=20_000,
+    )
+    suite.ratio("W-TinyLFU/LRU", m["sentia W-TinyLFU"], m["sentia eviction='lru'"], target=1.5)
+    set_new_key(suite)
+
+
+def set_new_key(suite: Suite) -> None:
+    """A write of a key not held, into a full cache: one eviction (or rejection) each."""
+    capacity = 1_000
+    caches: dict[str, Any] = {}
+    for eviction in ("tinylfu", "lru"):
+        cache = TieredCache(max_items=capacity, ttl=300, eviction=eviction)  # type: ignore[arg-type]
+        for key in KEYS:
+            cache.set(key, 1)
+        caches[eviction] = cache
+    lru: cachetools.LRUCache[str, Any] = cachetools.LRUCache(maxsize=capacity)
+    theine = _theine(capacity)
+    for key in KEYS:
+        lru[key] = 1
+        theine.set(key, 1)
+    fresh = {name: (f"new:{name}:{i}" for i in itertools.count()) for name in ("t", "l", "c", "h")}
+    t_set, l_set, h_set = caches["tinylfu"].set, caches["lru"].set, theine.set
+    t_keys, l_keys, c_keys, h_keys = fresh["t"], fresh["l"], fresh["c"], fresh["h"]
+
+    def lru_put() -> None:
+        lru[next(c_keys)] = 1
+
+    m = suite.compare(
+        "set(new key, short str) into a full cache of 1,000 (each write evicts)",
+        {
+            "sentia W-TinyLFU": lambda: t_set(next(t_keys), "in stock"),
+            "sentia eviction='lru'": lambda: l_set(next(l_keys), "in stock"),
+            "cachetools LRUCache[k]=v": lru_put,
+            "theine Cache.set": lambda: h_set(next(h_keys), "in stock"),
+        },
+        number=20_000,
+    )
+    s = m["sentia W-TinyLFU"]
+    suite.ratio("W-TinyLFU/LRU", s, m["sentia eviction='lru'"], target=1.5)
+    suite.ratio("sentia/LRUCache", s, m["cachetools LRUCache[k]=v"])
+    suite.ratio("sentia/theine", s, m["theine Cache.set"])
+    theine.close()
 
 
 def cached_hit(suite: Suite, args: argparse.Namespace) -> None:
@@ -204,48 +285,113 @@ def _zipf_trace(n: int, universe: int, s: float, seed: int) -> list[str]:
     return [f"item:{bisect.bisect_left(cumulative, rng.random() * total)}" for _ in range(n)]
 
 
+def _sentia_ratio(trace: Trace, eviction: str) -> float:
+    cache = TieredCache(max_items=trace.capacity, ttl=3600, eviction=eviction)  # type: ignore[arg-type]
+    get, put = cache.get, cache.set
+    hits = 0
+    for key in trace.keys:
+        if get(key) is None:
+            put(key, 1)
+        else:
+            hits += 1
+    return hits / len(trace.keys)
+
+
+def _cachetools_ratio(trace: Trace) -> float:
+    cache: cachetools.LRUCache[str, int] = cachetools.LRUCache(maxsize=trace.capacity)
+    get = cache.get
+    hits = 0
+    for key in trace.keys:
+        if get(key) is None:
+            cache[key] = 1
+        else:
+            hits += 1
+    return hits / len(trace.keys)
+
+
+def _theine_ratio(trace: Trace) -> float:
+    cache = _theine(trace.capacity)
+    get, put = cache.get, cache.set
+    hits = 0
+    for key in trace.keys:
+        if get(key)[1]:
+            hits += 1
+        else:
+            put(key, 1)
+    cache.close()
+    return hits / len(trace.keys)
+
+
+def hit_ratio(suite: Suite, args: argparse.Namespace) -> None:
+    """Hit ratio per trace: sentia (W-TinyLFU, LRU), cachetools LRU, theine, Belady."""
+    traces = synthetic_traces(suite.quick)
+    directory = os.environ.get("SENTIA_BENCH_TRACES")
+    real, missing = real_traces(suite.quick, Path(directory) if directory else TRACE_DIR)
+    traces += real
+    if missing:
+        suite.note(
+            "hit ratio: real traces missing",
+            f"{', '.join(missing)} (python benchmarks/_fetch_traces.py --caffeine PATH)",
+        )
+    out = sys.stdout
+    out.write("\n## hit ratio (a get, and a set on each miss)\n")
+    header = (
+        "trace",
+        "room",
+        "sentia W-TinyLFU",
+        "sentia LRU",
+        "cachetools LRU",
+        "theine",
+        "optimum",
+    )
+    out.write("  " + " | ".join(header) + "\n")
+    behind: list[str] = []
+    for trace in traces:
+        row = {
+            "sentia W-TinyLFU": round(_sentia_ratio(trace, "tinylfu"), 4),
+            "sentia LRU": round(_sentia_ratio(trace, "lru"), 4),
+            "cachetools LRU": round(_cachetools_ratio(trace), 4),
+            "theine": round(_theine_ratio(trace), 4),
+            "Belady optimum": round(belady(trace.keys, trace.capacity), 4),
+            "capacity": trace.capacity,
+            "requests": len(trace.keys),
+            "source": trace.source,
+        }
+        suite.note(f"hit ratio: {trace.name}", row)
+        if row["sentia W-TinyLFU"] < row["theine"]:
+            behind.append(trace.name)
+        cells = [trace.name, f"{trace.capacity:,}"]
+        cells += [f"{row[k]:.4f}" for k in header[2:6]]
+        cells.append(f"{row['Belady optimum']:.4f}")
+        out.write("  " + " | ".join(cells) + "\n")
+    verdict = "MET" if not behind else f"MISSED on {', '.join(behind)}"
+    suite.note("hit ratio: sentia W-TinyLFU >= theine on every trace", verdict)
+
+
 def zipf(suite: Suite, args: argparse.Namespace) -> None:
+    """The cost per request of a whole Zipf trace (hits, misses, admission, drains)."""
     n = 20_000 if suite.quick else 200_000
     trace = _zipf_trace(n, universe=10_000, s=1.0, seed=42)
     capacity = 1_000
-
-    def run_sentia() -> float:
-        cache = TieredCache(max_items=capacity, ttl=3600)
-        get_or_set = cache.get_or_set
-        for key in trace:
-            get_or_set(key, functools.partial(str, key))
-        return cache.stats().hit_rate
-
-    def run_lru() -> float:
-        cache: cachetools.LRUCache[str, str] = cachetools.LRUCache(maxsize=capacity)
-        hits = 0
-        for key in trace:
-            if key in cache:
-                hits += 1
-                cache[key]  # a read marks the key recently used
-            else:
-                cache[key] = key
-        return hits / len(trace)
-
-    sentia_ratio = run_sentia()
-    lru_ratio = run_lru()
-    suite.note("zipf(1.0) trace: requests", n)
-    suite.note("zipf(1.0) trace: distinct keys / L1 capacity", "10000 / 1000")
-    suite.note("zipf(1.0) hit ratio, sentia TieredCache (LRU)", round(sentia_ratio, 4))
-    suite.note("zipf(1.0) hit ratio, cachetools LRUCache", round(lru_ratio, 4))
-
     sentia = TieredCache(max_items=capacity, ttl=3600)
+    sentia_lru = TieredCache(max_items=capacity, ttl=3600, eviction="lru")
     lru: cachetools.LRUCache[str, str] = cachetools.LRUCache(maxsize=capacity)
     for key in trace[: capacity * 5]:
         sentia.set(key, key)
+        sentia_lru.set(key, key)
         lru[key] = key
     it_s = iter(trace * 50)
+    it_r = iter(trace * 50)
     it_l = iter(trace * 50)
-    s_get, l_get = sentia.get_or_set, lru.get
+    s_get, r_get, l_get = sentia.get_or_set, sentia_lru.get_or_set, lru.get
 
     def sentia_lookup() -> Any:
         key = next(it_s)
         return s_get(key, functools.partial(str, key))
+
+    def sentia_lru_lookup() -> Any:
+        key = next(it_r)
+        return r_get(key, functools.partial(str, key))
 
     def lru_lookup() -> Any:
         key = next(it_l)
@@ -255,12 +401,20 @@ def zipf(suite: Suite, args: argparse.Namespace) -> None:
         return value
 
     m = suite.compare(
-        "Zipf trace, get-or-load per request (hits and misses)",
-        {"sentia get_or_set": sentia_lookup, "cachetools LRUCache get/set": lru_lookup},
+        "Zipf(1.0) trace over 10,000 keys, room for 1,000: get-or-load per request",
+        {
+            "sentia get_or_set (W-TinyLFU)": sentia_lookup,
+            "sentia get_or_set (eviction='lru')": sentia_lru_lookup,
+            "cachetools LRUCache get/set": lru_lookup,
+        },
         number=20_000,
         rounds=7,
     )
-    suite.ratio("sentia/LRUCache", m["sentia get_or_set"], m["cachetools LRUCache get/set"])
+    s = m["sentia get_or_set (W-TinyLFU)"]
+    suite.ratio("W-TinyLFU/LRU", s, m["sentia get_or_set (eviction='lru')"])
+    suite.ratio("sentia/LRUCache", s, m["cachetools LRUCache get/set"])
+    suite.note("zipf(1.0) 10k keys: hit ratio, sentia W-TinyLFU", round(sentia.stats().hit_rate, 4))
+    suite.note("zipf(1.0) 10k keys: hit ratio, sentia LRU", round(sentia_lru.stats().hit_rate, 4))
 
 
 #: In-process sections, in order.
@@ -270,6 +424,7 @@ SECTIONS: list[Callable[[Suite, argparse.Namespace], None]] = [
     set_,
     cached_hit,
     zipf,
+    hit_ratio,
 ]
 
 # -- Redis sections --------------------------------------------------------------

@@ -16,6 +16,7 @@ from sentia_core.cache import (
     EvictionPolicy,
     LRUPolicy,
     TieredCache,
+    TinyLFUPolicy,
 )
 from sentia_core.errors import ConfigError
 from sentia_core.testing import ManualClock
@@ -177,8 +178,18 @@ class TestPolicySeam:
         cache.set("new", "y")
         assert sorted(cache.get_many(["small", "big", "mid", "new"])) == ["mid", "new", "small"]
 
-    def test_lru_is_the_default(self) -> None:
-        assert isinstance(TieredCache()._core.layer.policy, LRUPolicy)
+    def test_tinylfu_is_the_default_and_lru_is_one_word_away(self) -> None:
+        assert isinstance(TieredCache()._core.layer.policy, TinyLFUPolicy)
+        assert isinstance(TieredCache(eviction="lru")._core.layer.policy, LRUPolicy)
+
+    def test_an_unknown_eviction_is_refused_naming_it(self) -> None:
+        with pytest.raises(ConfigError) as info:
+            TieredCache(eviction="fifo")  # type: ignore[arg-type]
+        assert info.value.parameter == "eviction"
+
+    def test_a_policy_instance_wins_over_eviction(self) -> None:
+        policy = LRUPolicy()
+        assert TieredCache(eviction="tinylfu", policy=policy)._core.layer.policy is policy
 
 
 def test_the_public_surface_is_explicit_and_sorted() -> None:

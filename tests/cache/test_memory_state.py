@@ -42,6 +42,7 @@ class ModelEntry:
 
 
 class L1Machine(RuleBasedStateMachine):
+    EVICTION = "lru"  # the model's order; test_tinylfu.py reuses the rest
     STALE_TTL = 0.0
     MAX_ITEMS = 4
     MAX_BYTES = 40
@@ -55,6 +56,7 @@ class L1Machine(RuleBasedStateMachine):
             max_bytes=self.MAX_BYTES,
             ttl=self.DEFAULT_TTL,
             stale_ttl=self.STALE_TTL,
+            eviction=self.EVICTION,
             clock=self.clock,
         )
         self.entries: dict[str, ModelEntry] = {}  # insertion order == LRU order

@@ -12,6 +12,7 @@ from ._errors import CorruptPayloadError, InvalidKeyError, PayloadError, Untrust
 from ._glob import InvalidPatternError, compile_glob, escape_glob
 from ._policy import EvictionPolicy, LRUPolicy
 from ._tiered import CachedFunction, TieredCache
+from ._tinylfu import TinyLFUPolicy
 from ._types import (
     CacheEviction,
     CacheFault,
@@ -51,6 +52,7 @@ __all__ = [
     "StoredBatch",
     "StoredValue",
     "TieredCache",
+    "TinyLFUPolicy",
     "TypeCodec",
     "UntrustedPayloadError",
     "compile_glob",

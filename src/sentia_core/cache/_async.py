@@ -25,7 +25,7 @@ from sentia_core.errors import ConfigError
 
 from ._backend import AsyncCacheBackend
 from ._codec import DEFAULT_MAX_DECOMPRESSED_SIZE, Serializer
-from ._core import MISS, L1Store
+from ._core import MISS, Eviction, L1Store
 from ._keys import check_key
 from ._ops import DEFAULT_MAX_BYTES, CacheOps, KeyBuilder, TagBuilder
 from ._policy import EvictionPolicy
@@ -88,6 +88,7 @@ class AsyncTieredCache(CacheOps):
         compress_level: int = 3,
         max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
         l1_store: L1Store = "object",
+        eviction: Eviction = "tinylfu",
         policy: EvictionPolicy | None = None,
         backend: AsyncCacheBackend | None = None,
         redis: object = None,
@@ -119,6 +120,7 @@ class AsyncTieredCache(CacheOps):
             compress_level=compress_level,
             max_decompressed_size=max_decompressed_size,
             l1_store=l1_store,
+            eviction=eviction,
             policy=policy,
             backend=backend,
             redis=redis,

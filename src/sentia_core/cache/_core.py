@@ -75,6 +75,7 @@ from ._glob import InvalidPatternError, compile_glob
 from ._keys import check_key, check_tags, key_bytes
 from ._memory import Entry, MemoryLayer
 from ._policy import EvictionPolicy, LRUPolicy
+from ._tinylfu import TinyLFUPolicy
 from ._types import (
     CacheEviction,
     CacheFault,
@@ -197,6 +198,8 @@ class Prepared(NamedTuple):
 
 
 L1Store = Literal["object", "payload"]
+#: The L1's eviction policy, by name (``policy=`` overrides it).
+Eviction = Literal["tinylfu", "lru"]
 
 #: Who asked for an invalidation (see :meth:`CacheCore.delete`).
 Origin = Literal["local", "remote", "quiet"]
@@ -221,6 +224,7 @@ class CacheCore:
         namespace: str,
         codec: Codec,
         l1_store: L1Store,
+        eviction: Eviction = "tinylfu",
         policy: EvictionPolicy | None,
         backend: CacheBackend | None,
         backend_ttl: float | None,
@@ -250,8 +254,12 @@ class CacheCore:
         if l1_store not in ("object", "payload"):
             raise ConfigError("l1_store", l1_store, "must be 'object' or 'payload'")
         self.payload_mode = l1_store == "payload"
+        if eviction not in ("tinylfu", "lru"):
+            raise ConfigError("eviction", eviction, "must be 'tinylfu' or 'lru'")
         if policy is None:
-            policy = LRUPolicy()
+            policy = (
+                LRUPolicy() if eviction == "lru" else TinyLFUPolicy(self.max_items, self.max_bytes)
+            )
         elif not isinstance(policy, EvictionPolicy):
             raise ConfigError("policy", policy, "must implement EvictionPolicy")
         if backend is not None and not isinstance(backend, CacheBackend):

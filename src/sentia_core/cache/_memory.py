@@ -26,8 +26,10 @@ Inserting: the old entry under the key (if any) is unlinked first (a
 replacement, not an eviction); dead entries are purged; a value larger than
 ``max_bytes`` is refused and counted (``oversize``) -- after the old entry is
 gone, so a refused write never leaves the previous value readable; then the
-policy's victims are evicted while the item count (reason ``"size"``) or the
-byte total (reason ``"bytes"``) would overflow.
+entry is stored and told to the policy, and the policy's victims are evicted
+while the item count (reason ``"size"``) or the byte total (reason
+``"bytes"``) is over its bound. The policy sees the new key before choosing
+(W-TinyLFU's admission contest starts from the write), and never chooses it.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ class Entry:
 
 
 class MemoryLayer:
-    """Bounded map of entries with LRU (or another policy), TTL and tags.
+    """Bounded map of entries with W-TinyLFU, LRU or another policy, TTL and tags.
 
     Args:
         max_items: most entries held; 0 holds nothing.
@@ -117,15 +119,25 @@ class MemoryLayer:
         del self.data[key]
         self.bytes -= entry.size
         self.policy.on_remove(key)
-        for tag in entry.tags:
-            keys = self._tags.get(tag)
+        if entry.tags:
+            self._untag(key, entry.tags)
+
+    def _untag(self, key: str, tags: tuple[str, ...]) -> None:
+        index = self._tags
+        for tag in tags:
+            keys = index.get(tag)
             if keys is not None:
                 keys.discard(key)
                 if not keys:
-                    del self._tags[tag]
+                    del index[tag]
 
     def _evict(self, key: str, entry: Entry, reason: EvictionReason) -> None:
-        self._unlink(key, entry)
+        # _unlink, inlined: every write into a full cache evicts
+        del self.data[key]
+        self.bytes -= entry.size
+        self.policy.on_remove(key)
+        if entry.tags:
+            self._untag(key, entry.tags)
         if reason == "size":
             self.evicted_size += 1
         elif reason == "bytes":
@@ -154,14 +166,6 @@ class MemoryLayer:
         if size > self.max_bytes:
             self.oversize += 1
             return False
-        if len(data) >= self.max_items or self.bytes + size > self.max_bytes:
-            victim = self.policy.victim
-            while len(data) >= self.max_items:
-                k = victim()
-                self._evict(k, data[k], "size")
-            while self.bytes + size > self.max_bytes:
-                k = victim()
-                self._evict(k, data[k], "bytes")
         data[key] = entry
         self.bytes += size
         self.policy.on_insert(key, size)
@@ -175,9 +179,24 @@ class MemoryLayer:
                     keys.add(key)
         deadline = entry.stale_until
         if deadline != _INF:
-            pending = self._scheduled.get(key)
+            scheduled = self._scheduled
+            pending = scheduled.get(key)
             if pending is None or deadline < pending:
-                self._schedule(key, deadline)
+                # _schedule, inlined (the commonest write: a new key with a TTL)
+                heapq.heappush(heap, (deadline, key))
+                scheduled[key] = deadline
+                if len(heap) > 2 * len(data) + 1024:
+                    self._rebuild_heap()
+        if len(data) > self.max_items or self.bytes > self.max_bytes:
+            victim = self.policy.victim
+            while len(data) > self.max_items:
+                k = victim()
+                self._evict(k, data[k], "size")
+            while self.bytes > self.max_bytes:
+                k = victim()
+                self._evict(k, data[k], "bytes")
+            # a custom policy may choose the key just written: then it is not kept
+            return data.get(key) is entry
         return True
 
     def _rewrite(self, key: str, old: Entry, entry: Entry, now: float) -> bool:

@@ -60,7 +60,18 @@ from sentia_core.errors import CircuitOpenError, ConfigError
 
 from ._backend import CacheBackend
 from ._codec import Codec, Serializer
-from ._core import MISS, CacheCore, Hit, Join, L1Store, Lead, Prepared, ServeStale, as_mapping
+from ._core import (
+    MISS,
+    CacheCore,
+    Eviction,
+    Hit,
+    Join,
+    L1Store,
+    Lead,
+    Prepared,
+    ServeStale,
+    as_mapping,
+)
 from ._flight import Flight
 from ._glob import compile_glob, escape_glob
 from ._keys import check_key, check_tags, function_key, function_tags, is_method
@@ -144,6 +155,7 @@ class CacheOps:
         compress_level: int,
         max_decompressed_size: int,
         l1_store: L1Store,
+        eviction: Eviction,
         policy: EvictionPolicy | None,
         backend: Any,
         redis: object,
@@ -179,6 +191,7 @@ class CacheOps:
             namespace=namespace,
             codec=codec,
             l1_store=l1_store,
+            eviction=eviction,
             policy=policy,
             backend=None,
             backend_ttl=redis_ttl if redis is not None else None,

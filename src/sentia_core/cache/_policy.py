@@ -3,7 +3,10 @@
 A policy only orders keys; the L1 owns the entries, sizes and limits. The L1
 calls :meth:`~EvictionPolicy.on_insert`, :meth:`~EvictionPolicy.on_update`,
 :meth:`~EvictionPolicy.on_remove` and :meth:`~EvictionPolicy.victim` under its
-lock. ``on_hit`` is different: it is
+lock. A write that overflows a bound is told to the policy first
+(``on_insert``), then ``victim`` is asked once per entry to evict; it may
+name the key just written (the write is then not kept; LRU and W-TinyLFU
+never do). ``on_hit`` is different: it is
 called on the lock-free hit path, so it must be a single call that is atomic
 under the GIL (a C method such as ``OrderedDict.move_to_end``) or ``None``
 (the policy does not care about hits, e.g. FIFO); it may raise ``KeyError``
@@ -17,6 +20,8 @@ from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 __all__ = ["EvictionPolicy", "LRUPolicy"]
+
+# W-TinyLFU, the default, is TinyLFUPolicy in _tinylfu.py.
 
 
 @runtime_checkable
@@ -43,7 +48,8 @@ class EvictionPolicy(Protocol):
         ...
 
     def victim(self) -> str:
-        """The key to evict next. Called only while at least one key is tracked."""
+        """The key to evict next (evicted before the next call). Called only while
+        the cache is over a bound, after the write that put it there."""
         ...
 
     def clear(self) -> None:

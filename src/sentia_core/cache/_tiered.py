@@ -28,7 +28,7 @@ from sentia_core.breaker import BreakerLike
 
 from ._backend import CacheBackend
 from ._codec import DEFAULT_MAX_DECOMPRESSED_SIZE, Serializer
-from ._core import MISS, L1Store
+from ._core import MISS, Eviction, L1Store
 from ._keys import check_key
 from ._ops import (
     DEFAULT_MAX_BYTES,
@@ -73,7 +73,7 @@ class TieredCache(CacheOps):
     """A two-level cache: an in-process L1 over an optional Redis L2.
 
     The L1 keeps values in memory, bounded by both item count and bytes (keys
-    and values counted), with LRU eviction, TTLs, tags, single-flight loading
+    and values counted), with W-TinyLFU (or LRU) eviction, TTLs, tags, single-flight loading
     and a safe codec. ``redis=`` adds a shared L2 in Redis (or Valkey, or a
     Redis Cluster) and cross-process invalidation of every process's L1; a
     Redis that is down, slow or full never raises into the caller (see
@@ -108,7 +108,12 @@ class TieredCache(CacheOps):
         l1_store: ``"object"`` (default) keeps your objects in L1: hits return
             the very object (do not mutate it), no decode cost. ``"payload"``
             keeps encoded, compressed bytes: every hit decodes a fresh copy.
-        policy: the L1 eviction policy (default :class:`LRUPolicy`).
+        eviction: the L1's eviction policy: ``"tinylfu"`` (the default,
+            :class:`TinyLFUPolicy`: W-TinyLFU, keeps what is used often as
+            well as what was used recently) or ``"lru"`` (:class:`LRUPolicy`).
+            See docs/cache.md, "Eviction".
+        policy: an :class:`EvictionPolicy` instance instead (overrides
+            ``eviction``; not shared between caches).
         backend: a :class:`CacheBackend` under the L1 (not with ``redis``).
         redis: a Redis URL (``redis://``, ``rediss://`` for TLS, AUTH in the
             URL, ``unix://``), a ``redis.Redis`` or a ``redis.RedisCluster``:
@@ -156,6 +161,7 @@ class TieredCache(CacheOps):
         compress_level: int = 3,
         max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
         l1_store: L1Store = "object",
+        eviction: Eviction = "tinylfu",
         policy: EvictionPolicy | None = None,
         backend: CacheBackend | None = None,
         redis: object = None,
@@ -187,6 +193,7 @@ class TieredCache(CacheOps):
             compress_level=compress_level,
             max_decompressed_size=max_decompressed_size,
             l1_store=l1_store,
+            eviction=eviction,
             policy=policy,
             backend=backend,
             redis=redis,
