@@ -36,9 +36,12 @@ from .errors import (
 )
 from .monitor import AlertRule, PerformanceMonitor
 from .policies import (
+    AdaptiveBulkhead,
     Bulkhead,
+    Chaos,
     ExponentialBackoff,
     FixedBackoff,
+    Hedge,
     LinearBackoff,
     Policy,
     RateDecision,
@@ -52,6 +55,7 @@ from .registry import Instance, ServiceRegistry
 from .sql import QueryOptimizer
 
 __all__ = [
+    "AdaptiveBulkhead",
     "AlertRule",
     "AsyncTieredCache",
     "BackendError",
@@ -65,11 +69,13 @@ __all__ = [
     "CacheError",
     "CallRejectedError",
     "CallTimeoutError",
+    "Chaos",
     "CircuitBreaker",
     "CircuitOpenError",
     "ConfigError",
     "ExponentialBackoff",
     "FixedBackoff",
+    "Hedge",
     "Instance",
     "LinearBackoff",
     "MetricError",

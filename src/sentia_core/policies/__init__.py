@@ -1,13 +1,32 @@
-"""Call policies: retry, timeout, bulkhead, rate limiting, and the pipeline composing them.
+"""Call policies: retry, hedge, timeout, bulkheads, rate limiting, chaos, and their pipeline.
 
 See ``docs/policies.md``. Everything public is re-exported here; the modules
 themselves are private.
 """
 
+from ._adaptive import (
+    AdaptiveBulkhead,
+    AdaptiveBulkheadStats,
+    AdaptiveEvent,
+    AIMDLimit,
+    Gradient2Limit,
+    LimitAlgorithm,
+    VegasLimit,
+)
 from ._backoff import Backoff, ExponentialBackoff, FixedBackoff, LinearBackoff
 from ._budget import BudgetStats, RetryBudget, RetryBudgetLike
 from ._bulkhead import Bulkhead, BulkheadEvent, BulkheadStats
+from ._chaos import Chaos, ChaosDecision, ChaosEvent, ChaosStats, is_injected
 from ._deadline import Deadline, check_deadline, current_deadline, deadline, remaining_time
+from ._hedge import (
+    Hedge,
+    HedgeAttempt,
+    HedgeEvent,
+    HedgeStats,
+    LatencySource,
+    LatencyWindow,
+    current_hedge_attempt,
+)
 from ._policy import (
     BreakerLike,
     Policy,
@@ -32,6 +51,10 @@ from ._retry_after import parse_retry_after
 from ._timeout import Timeout, TimeoutEvent, TimeoutStats
 
 __all__ = [
+    "AIMDLimit",
+    "AdaptiveBulkhead",
+    "AdaptiveBulkheadStats",
+    "AdaptiveEvent",
     "Algorithm",
     "Attempt",
     "Backoff",
@@ -40,9 +63,21 @@ __all__ = [
     "Bulkhead",
     "BulkheadEvent",
     "BulkheadStats",
+    "Chaos",
+    "ChaosDecision",
+    "ChaosEvent",
+    "ChaosStats",
     "Deadline",
     "ExponentialBackoff",
     "FixedBackoff",
+    "Gradient2Limit",
+    "Hedge",
+    "HedgeAttempt",
+    "HedgeEvent",
+    "HedgeStats",
+    "LatencySource",
+    "LatencyWindow",
+    "LimitAlgorithm",
     "LinearBackoff",
     "Policy",
     "PolicyEvent",
@@ -65,9 +100,12 @@ __all__ = [
     "Timeout",
     "TimeoutEvent",
     "TimeoutStats",
+    "VegasLimit",
     "check_deadline",
     "current_deadline",
+    "current_hedge_attempt",
     "deadline",
+    "is_injected",
     "parse_rate",
     "parse_retry_after",
     "remaining_time",
