@@ -29,7 +29,7 @@ from .cache import TieredCache
 from .config import SentiaConfig, load, load_env, load_file
 from .errors import ConfigError
 from .monitor import HealthReport, PerformanceMonitor, default_rules
-from .policies import Policy, RateLimiter, Retry, Timeout
+from .policies import AdaptiveBulkhead, Policy, RateLimiter, Retry, Timeout
 from .sql import QueryOptimizer
 
 __all__ = ["Sentia"]
@@ -75,6 +75,7 @@ class Sentia:
         self._registry: Any = None
         self._redis: Any = None
         self._reported_cache: dict[str, tuple[int, int]] = {}
+        self._adaptive: dict[str, AdaptiveBulkhead] = {}  # issue 19: protect(adaptive=True)
         cfg = self.config
 
         self.monitor = PerformanceMonitor(
@@ -269,6 +270,7 @@ class Sentia:
         rate_key: str | Callable[..., str] = "",
         max_concurrent: int | None = None,
         fallback: Callable[..., Any] | None = None,
+        adaptive: bool = False,
     ) -> Policy:
         """The composed :class:`Policy` for the outbound dependency ``name``.
 
@@ -276,6 +278,10 @@ class Sentia:
         tier, max_concurrent) and the breaker called ``name``; keyword
         arguments override them. Use the result as a decorator on a def or an
         async def: fallback -> retry -> breaker -> rate limit -> bulkhead -> timeout.
+
+        ``adaptive=True`` adds an :class:`AdaptiveBulkhead` (gradient2, at most
+        ``max_concurrent`` or 200 calls) inside the bulkhead, one per ``name``;
+        its limit is the monitor gauge ``adaptive_concurrency_limit{policy=name}``.
 
         Raises:
             ConfigError: ``rate_limit`` names no configured tier.
@@ -300,7 +306,25 @@ class Sentia:
             timeout=Timeout(timeout, clock=self._clock) if timeout else None,
             fallback=fallback,
             clock=self._clock,
+            adaptive=self._adaptive_bulkhead(name, bulk) if adaptive else None,
         )
+
+    # --- issue 19: adaptive concurrency (begin) ---
+    def _adaptive_bulkhead(self, name: str, maximum: int | None) -> AdaptiveBulkhead:
+        """The AdaptiveBulkhead of policy ``name`` (made once; its limit becomes a gauge)."""
+        with self._lock:
+            found = self._adaptive.get(name)
+            if found is None:
+                found = AdaptiveBulkhead(
+                    max=maximum or 200,
+                    initial=min(20, maximum or 200),
+                    name=f"{name}-adaptive",
+                    clock=self._clock,
+                )
+                self._adaptive[name] = found
+            return found
+
+    # --- issue 19: adaptive concurrency (end) ---
 
     # ------------------------------------------------------------------ monitoring
 
@@ -326,6 +350,10 @@ class Sentia:
                 0.0 if m.state.value in ("closed", "disabled") else 1.0
             )
             self.monitor.gauge("breaker_failure_rate", breaker=name).set(m.failure_rate)
+        with self._lock:  # issue 19: adaptive concurrency limits as gauges
+            adaptive = dict(self._adaptive)
+        for name, limiter in adaptive.items():
+            self.monitor.gauge("adaptive_concurrency_limit", policy=name).set(limiter.limit)
 
     def _install_health_checks(self) -> None:
         if self.config.redis_url is not None:
