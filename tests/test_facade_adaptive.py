@@ -24,7 +24,10 @@ def test_protect_adaptive_adds_one_adaptive_bulkhead_per_name_and_a_gauge(
             raise CallTimeoutError(1.0, "late")
 
         with pytest.raises(CallTimeoutError):
-            late()
+            late()  # through the whole policy
+        for _ in range(9):  # the rest of one window of samples (the breaker would open)
+            with pytest.raises(CallTimeoutError):
+                policy.adaptive.call(late.__wrapped__)
         limit = policy.adaptive.limit
         assert limit < 8  # the timeout was a drop
         app.monitor.tick()

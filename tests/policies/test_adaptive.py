@@ -141,7 +141,7 @@ def test_a_custom_algorithm_that_raises_keeps_the_limit() -> None:
         def update(self, limit: float, rtt: float, inflight: int, dropped: bool) -> float:
             raise RuntimeError("bug")
 
-    bulkhead = AdaptiveBulkhead(Broken(), initial=4, min=1, max=10)
+    bulkhead = AdaptiveBulkhead(Broken(), initial=4, min=1, max=10, window=1)
     assert bulkhead.call(lambda: 1) == 1
     assert bulkhead.stats().limit == 4
     assert bulkhead.stats().algorithm == "Broken"
@@ -164,12 +164,33 @@ def test_bad_configuration_names_the_parameter(kwargs: dict[str, Any], parameter
     assert info.value.parameter == parameter
 
 
+def test_a_window_aggregates_samples_into_one_update() -> None:
+    seen: list[tuple[float, int, bool]] = []
+
+    class Recorder:
+        def update(self, limit: float, rtt: float, inflight: int, dropped: bool) -> float:
+            seen.append((rtt, inflight, dropped))
+            return limit
+
+    core = AdaptiveBulkhead(Recorder(), window=3, window_time=1.0)._core
+    for rtt, inflight, dropped, now in [
+        (0.1, 2, False, 0.0),
+        (0.2, 5, True, 0.5),
+        (0.3, 1, None, 0.6),  # ignored: not part of the window
+        (0.3, 1, False, 0.7),  # three samples, but only 0.7 s
+        (0.6, 1, False, 1.0),
+    ]:
+        core.inflight += 1
+        core.sample(rtt, inflight, dropped, now)
+    assert seen == [(pytest.approx(0.3), 5, True)]
+
+
 # ------------------------------------------------------------ drops and stats
 
 
 def test_timeouts_are_drops_other_errors_are_ignored_and_the_limit_event_fires() -> None:
     clock = ManualClock()
-    bulkhead = AdaptiveBulkhead("aimd", initial=10, min=1, max=10, clock=clock)
+    bulkhead = AdaptiveBulkhead("aimd", initial=10, min=1, max=10, window=1, clock=clock)
     events: list[AdaptiveEvent] = []
     bulkhead.add_listener(events.append)
 
@@ -309,7 +330,7 @@ async def test_a_cancelled_waiting_task_loses_no_slot() -> None:
 
 
 def test_policy_adaptive_sees_a_timed_out_attempt_as_a_drop() -> None:
-    bulkhead = AdaptiveBulkhead("aimd", initial=8, min=1, max=8)
+    bulkhead = AdaptiveBulkhead("aimd", initial=8, min=1, max=8, window=1)
 
     @Policy(adaptive=bulkhead)
     def late() -> None:

@@ -290,18 +290,52 @@ class AdaptiveEvent(Event):
 
 
 class _LimitCore:
-    """Admission and limit state; every method runs under the owner's lock. No I/O."""
+    """Admission and limit state; every method runs under the owner's lock. No I/O.
 
-    __slots__ = ("algorithm", "estimate", "inflight", "max_limit", "min_limit")
+    Samples are aggregated into windows (as concurrency-limits' WindowedLimit
+    does) of at least ``window`` samples and ``window_time`` seconds: the
+    algorithm sees the window's mean RTT, its largest in-flight count and
+    whether any sample dropped, so one noisy call cannot move the limit and
+    a burst of timeouts is one decrease, not one per call.
+    """
+
+    __slots__ = (
+        "_drop",
+        "_inflight_max",
+        "_n",
+        "_rtt_sum",
+        "_started",
+        "algorithm",
+        "estimate",
+        "inflight",
+        "max_limit",
+        "min_limit",
+        "window",
+        "window_time",
+    )
 
     def __init__(
-        self, algorithm: LimitAlgorithm, initial: int, min_limit: int, max_limit: int
+        self,
+        algorithm: LimitAlgorithm,
+        initial: int,
+        min_limit: int,
+        max_limit: int,
+        *,
+        window: int = 1,
+        window_time: float = 0.0,
     ) -> None:
         self.algorithm = algorithm
         self.min_limit = min_limit
         self.max_limit = max_limit
         self.estimate = float(initial)
         self.inflight = 0
+        self.window = window
+        self.window_time = window_time
+        self._n = 0
+        self._rtt_sum = 0.0
+        self._inflight_max = 0
+        self._drop = False
+        self._started: float | None = None
 
     @property
     def limit(self) -> int:
@@ -313,11 +347,23 @@ class _LimitCore:
             return True
         return False
 
-    def sample(self, rtt: float, inflight: int, dropped: bool | None) -> bool:
+    def sample(self, rtt: float, inflight: int, dropped: bool | None, now: float = 0.0) -> bool:
         """A call ended (``dropped`` None: ignored outcome); True if the integer limit moved."""
         self.inflight -= 1
         if dropped is None:
             return False
+        if self.window > 1 or self.window_time > 0.0:
+            if self._started is None:
+                self._started = now
+            self._n += 1
+            self._rtt_sum += rtt if 0.0 <= rtt < math.inf else 0.0
+            self._inflight_max = max(self._inflight_max, inflight)
+            self._drop = self._drop or dropped
+            if self._n < self.window or now - self._started < self.window_time:
+                return False
+            rtt, inflight, dropped = self._rtt_sum / self._n, self._inflight_max, self._drop
+            self._n, self._rtt_sum, self._inflight_max, self._drop = 0, 0.0, 0, False
+            self._started = None
         before = int(self.estimate)
         try:
             new = float(self.algorithm.update(self.estimate, rtt, inflight, dropped))
@@ -351,6 +397,10 @@ class AdaptiveBulkhead:
             (>= 0; default 0: reject at once).
         max_wait: seconds a queued caller waits at most (default None: only
             its deadline bounds it).
+        window: samples aggregated into one update of the limit (>= 1;
+            default 10): the algorithm sees their mean RTT, their largest
+            in-flight count and whether any dropped.
+        window_time: and at least this many seconds per window (default 0).
         drop_on: errors that mean overload and shrink the limit (default:
             ``TimeoutError`` and :class:`~sentia_core.errors.CallRejectedError`).
         name: shown in errors, events and ``repr``.
@@ -388,6 +438,8 @@ class AdaptiveBulkhead:
         max: int = 200,
         max_waiting: int = 0,
         max_wait: float | None = None,
+        window: int = 10,
+        window_time: float = 0.0,
         drop_on: type[BaseException] | tuple[type[BaseException], ...] = (
             TimeoutError,
             CallRejectedError,
@@ -400,7 +452,14 @@ class AdaptiveBulkhead:
         high = check_int("max", max, minimum=low)
         start = check_int("initial", initial, minimum=1)
         start = low if start < low else high if start > high else start
-        self._core = _LimitCore(made, start, low, high)
+        self._core = _LimitCore(
+            made,
+            start,
+            low,
+            high,
+            window=check_int("window", window, minimum=1),
+            window_time=check_non_negative("window_time", window_time),
+        )
         self.max_waiting = check_int("max_waiting", max_waiting, minimum=0)
         wait = (
             None if max_wait is None else check_non_negative("max_wait", max_wait, allow_inf=True)
@@ -531,7 +590,7 @@ class AdaptiveBulkhead:
         else:
             dropped = None
         with self._lock:
-            moved = self._core.sample(rtt, inflight, dropped)
+            moved = self._core.sample(rtt, inflight, dropped, started + rtt)
             if dropped is not None:
                 self._samples += 1
                 if dropped:
