@@ -92,11 +92,7 @@ def sim_hedge(calls: int, seed: int, delay: float | str, max_attempts: int = 2) 
         running: list[tuple[float, int]] = []
         last_launch = 0.0
 
-        def launch(now: float) -> None:
-            number = run.launch()
-            heapq.heappush(running, (now + tail_latency(rng), number))
-
-        launch(0.0)
+        heapq.heappush(running, (tail_latency(rng), run.launch()))
         first_done: float | None = None
         while True:
             wait = run.wait_for()
@@ -104,7 +100,7 @@ def sim_hedge(calls: int, seed: int, delay: float | str, max_attempts: int = 2) 
             finish, number = running[0]
             if timer < finish:
                 if run.on_timer():
-                    launch(timer)
+                    heapq.heappush(running, (timer + tail_latency(rng), run.launch()))
                     last_launch = timer
                 continue
             heapq.heappop(running)
@@ -246,7 +242,7 @@ def sim_overload(
     return OverloadResult(
         goodput=len(ok_latencies) / duration,
         goodput_after=ok_after / (duration - change),
-        p99_ms=quantile(ok_latencies, 0.99) * 1e3 if ok_latencies else math.inf,
+        p99_ms=quantile(ok_latencies, 0.99) * 1e3 if ok_latencies else 0.0,
         rejected_pct=rejected / max(arrivals, 1) * 100.0,
         timed_out_pct=timed_out / max(arrivals, 1) * 100.0,
         limit_before=_mean_limit(limits, change * 0.5, change),
