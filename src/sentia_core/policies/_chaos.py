@@ -34,6 +34,7 @@ from sentia_core._events import Event, Listeners
 from sentia_core._validate import check_callable, check_fraction, check_name, check_non_negative
 from sentia_core.errors import ConfigError
 
+from ._counter import Counter
 from ._retry import is_coroutine_callable
 
 __all__ = ["Chaos", "ChaosDecision", "ChaosEvent", "ChaosStats", "is_injected"]
@@ -156,6 +157,7 @@ class Chaos:
 
     __slots__ = (
         "_async_sleep",
+        "_calls",
         "_clock",
         "_counts",
         "_enabled",
@@ -219,7 +221,8 @@ class Chaos:
             clock.async_sleep if async_sleep is None else check_callable("async_sleep", async_sleep)  # type: ignore[assignment]
         )
         self._lock = threading.Lock()
-        self._counts = dict.fromkeys(("calls", "fault", "result", "latency"), 0)
+        self._calls = Counter()  # lock-free: every call counts, injected or not
+        self._counts = dict.fromkeys(("fault", "result", "latency"), 0)
         self._listeners: Listeners[ChaosEvent] = Listeners()
 
     def add_listener(self, listener: Callable[[ChaosEvent], object]) -> Callable[[], None]:
@@ -251,8 +254,7 @@ class Chaos:
 
     def decide(self) -> ChaosDecision:
         """The decision for one call (draws from ``rng`` only when enabled)."""
-        with self._lock:
-            self._counts["calls"] += 1
+        self._calls.incr()
         if not self.enabled or not self._rng.random() < self.rate:
             return _PASS
         return ChaosDecision(
@@ -359,7 +361,7 @@ class Chaos:
             c = dict(self._counts)
         return ChaosStats(
             enabled=self.enabled,
-            calls=c["calls"],
+            calls=self._calls.value(),
             faults=c["fault"],
             results=c["result"],
             delays=c["latency"],
