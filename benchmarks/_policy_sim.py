@@ -258,16 +258,21 @@ def _mean_limit(limits: list[tuple[float, int]], start: float, end: float) -> fl
 
 
 def _settle(limits: list[tuple[float, int]], change: float, end: float) -> float | None:
-    """Seconds after ``change`` from which the limit stays within 25 % of its final level."""
+    """Seconds after ``change`` until the limit first comes within 25 % of its final level."""
     final = _mean_limit(limits, end - (end - change) * 0.3, end)
     if final <= 0:
         return None
-    after = [(t, v) for t, v in limits if t >= change]
-    settled_at: float | None = None
-    for t, v in after:
-        if abs(v - final) <= 0.25 * final:
-            if settled_at is None:
-                settled_at = t
-        else:
-            settled_at = None
-    return None if settled_at is None else settled_at - change
+    for t, v in limits:
+        if t >= change and abs(v - final) <= 0.25 * final:
+            return t - change
+    return None
+
+
+def spread(limits: list[tuple[float, int]], start: float, end: float) -> float:
+    """The limit's coefficient of variation over [start, end): how much it oscillates."""
+    window = [v for t, v in limits if start <= t < end]
+    if len(window) < 2:
+        return 0.0
+    mean = sum(window) / len(window)
+    var = sum((v - mean) ** 2 for v in window) / (len(window) - 1)
+    return math.sqrt(var) / mean if mean else 0.0

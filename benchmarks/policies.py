@@ -47,7 +47,7 @@ import stamina
 import stamina.instrumentation
 import tenacity
 from _harness import Section, Suite, parse_args
-from _policy_sim import quantile, sim_hedge, sim_none, sim_overload, sim_retry
+from _policy_sim import quantile, sim_hedge, sim_none, sim_overload, sim_retry, spread
 
 from sentia_core.breaker import CircuitBreaker
 from sentia_core.policies import (
@@ -420,8 +420,12 @@ def bench_overload(suite: Suite) -> None:
             suite.note(f"overload {name}: limit before halving", round(r.limit_before, 1))
             suite.note(f"overload {name}: limit after halving", round(r.limit_after, 1))
             suite.note(
-                f"overload {name}: limit settles s after halving",
+                f"overload {name}: limit within 25 % of its new level s after halving",
                 None if r.settle_s is None else round(r.settle_s, 2),
+            )
+            suite.note(
+                f"overload {name}: limit variation after halving (stdev/mean)",
+                round(spread(r.limits, duration / 2 + 1.0, duration), 3),
             )
     suite.note("overload: simulated seconds", duration)
 
