@@ -39,7 +39,6 @@ import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from functools import update_wrapper
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload, runtime_checkable
 
 from sentia_core._clock import SYSTEM_CLOCK, Clock
@@ -47,9 +46,8 @@ from sentia_core._events import Event, Listeners
 from sentia_core._validate import check_choice, check_int, check_name, check_non_negative
 from sentia_core.errors import BulkheadFullError, CallRejectedError, ConfigError
 
-from ._bulkhead import _TaskWaiter, _ThreadWaiter
-from ._deadline import _DEADLINE
-from ._retry import is_coroutine_callable
+from ._bulkhead import _TaskWaiter, _ThreadWaiter, wait_limit, wait_task, wait_thread
+from ._wrap import decorate
 
 __all__ = [
     "AIMDLimit",
@@ -523,15 +521,6 @@ class AdaptiveBulkhead:
                 waiter.granted = False
                 core.inflight -= 1
 
-    def _wait_limit(self) -> float | None:
-        limit = self._max_wait
-        d = _DEADLINE.get()
-        if d is not None:
-            left = d.remaining()
-            if limit is None or left < limit:
-                limit = left
-        return limit
-
     def _turn_away(self, kind: str) -> BulkheadFullError:
         """Count a refusal; caller holds ``_lock``. Returns the error to raise."""
         if kind == "rejected":
@@ -604,18 +593,11 @@ class AdaptiveBulkhead:
 
     def _acquire(self) -> int:
         """Take a slot (waiting if allowed); returns the in-flight count at entry."""
-        limit = self._wait_limit() if self.max_waiting else 0.0
+        limit = wait_limit(self._max_wait) if self.max_waiting else 0.0
         waiter = _ThreadWaiter() if self.max_waiting else None
         if not self._enter(waiter, limit):
             assert waiter is not None
-            try:
-                woken = waiter.wait(limit)
-            except BaseException:
-                self._give_up(waiter, cancelled=True)
-                raise
-            if not woken:
-                self._give_up(waiter, cancelled=False)
-            else:
+            if wait_thread(waiter, limit, self._give_up):
                 self._granted()
         return self._core.inflight
 
@@ -638,21 +620,11 @@ class AdaptiveBulkhead:
     # --------------------------------------------------------------- asyncio
 
     async def _acquire_async(self) -> int:
-        limit = self._wait_limit() if self.max_waiting else 0.0
+        limit = wait_limit(self._max_wait) if self.max_waiting else 0.0
         waiter = _TaskWaiter(asyncio.get_running_loop()) if self.max_waiting else None
         if not self._enter(waiter, limit):
             assert waiter is not None
-            try:
-                if limit is None:
-                    await waiter.future
-                else:
-                    await asyncio.wait_for(waiter.future, limit)
-            except asyncio.TimeoutError:
-                self._give_up(waiter, cancelled=False)
-            except BaseException:
-                self._give_up(waiter, cancelled=True)
-                raise
-            else:
+            if await wait_task(waiter, limit, self._give_up):
                 self._granted()
         return self._core.inflight
 
@@ -682,24 +654,7 @@ class AdaptiveBulkhead:
 
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         """Decorate ``fn`` (sync or async) so that every call runs in a slot."""
-        if not callable(fn):
-            raise TypeError(f"AdaptiveBulkhead decorates a callable, got {fn!r}")
-        wrapper: Callable[..., Any]
-        if is_coroutine_callable(fn):
-            call_async = self.call_async
-
-            async def limited_async(*args: Any, **kwargs: Any) -> Any:
-                return await call_async(fn, *args, **kwargs)
-
-            wrapper = limited_async
-        else:
-            call = self.call
-
-            def limited(*args: Any, **kwargs: Any) -> Any:
-                return call(fn, *args, **kwargs)
-
-            wrapper = limited
-        return update_wrapper(wrapper, fn)
+        return decorate("AdaptiveBulkhead", fn, self.call, self.call_async)
 
     # ------------------------------------------------------------- reporting
 

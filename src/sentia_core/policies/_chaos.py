@@ -26,7 +26,6 @@ import random
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from functools import update_wrapper
 from typing import Any, ParamSpec, TypeVar, overload
 
 from sentia_core._clock import SYSTEM_CLOCK, Clock
@@ -35,7 +34,7 @@ from sentia_core._validate import check_callable, check_fraction, check_name, ch
 from sentia_core.errors import ConfigError
 
 from ._counter import Counter
-from ._retry import is_coroutine_callable
+from ._wrap import decorate
 
 __all__ = ["Chaos", "ChaosDecision", "ChaosEvent", "ChaosStats", "is_injected"]
 
@@ -334,24 +333,7 @@ class Chaos:
 
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         """Decorate ``fn`` (sync or async) with injection."""
-        if not callable(fn):
-            raise TypeError(f"Chaos decorates a callable, got {fn!r}")
-        wrapper: Callable[..., Any]
-        if is_coroutine_callable(fn):
-            call_async = self.call_async
-
-            async def chaotic_async(*args: Any, **kwargs: Any) -> Any:
-                return await call_async(fn, *args, **kwargs)
-
-            wrapper = chaotic_async
-        else:
-            call = self.call
-
-            def chaotic(*args: Any, **kwargs: Any) -> Any:
-                return call(fn, *args, **kwargs)
-
-            wrapper = chaotic
-        return update_wrapper(wrapper, fn)
+        return decorate("Chaos", fn, self.call, self.call_async)
 
     # ------------------------------------------------------------- reporting
 

@@ -38,7 +38,6 @@ import queue
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from functools import update_wrapper
 from typing import Any, ParamSpec, Protocol, TypeVar, overload, runtime_checkable
 
 from sentia_core._clock import SYSTEM_CLOCK, Clock
@@ -48,7 +47,8 @@ from sentia_core.errors import ConfigError
 
 from ._budget import RetryBudgetLike
 from ._counter import Counter
-from ._retry import RetryOn, _classify_on, is_coroutine_callable
+from ._retry import RetryOn, _classify_on
+from ._wrap import decorate
 
 __all__ = [
     "Hedge",
@@ -630,24 +630,7 @@ class Hedge:
 
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         """Decorate ``fn`` (sync or async) so that slow calls are hedged."""
-        if not callable(fn):
-            raise TypeError(f"Hedge decorates a callable, got {fn!r}")
-        wrapper: Callable[..., Any]
-        if is_coroutine_callable(fn):
-            run_async = self._run_async
-
-            async def hedged_async(*args: Any, **kwargs: Any) -> Any:
-                return await run_async(fn, args, kwargs)
-
-            wrapper = hedged_async
-        else:
-            run_sync = self._run_sync
-
-            def hedged(*args: Any, **kwargs: Any) -> Any:
-                return run_sync(fn, args, kwargs)
-
-            wrapper = hedged
-        return update_wrapper(wrapper, fn)
+        return decorate("Hedge", fn, self.call, self.call_async)
 
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(*args, **kwargs)`` hedged (sync; attempts run in worker threads)."""
