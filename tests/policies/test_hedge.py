@@ -166,6 +166,7 @@ def test_quantile_delay_reads_the_window_and_starts_at_initial_delay() -> None:
         ({"budget": object()}, "budget"),
         ({"latency": object()}, "latency"),
         ({"on": 3}, "on"),
+        ({"max_workers": 0}, "max_workers"),
     ],
 )
 def test_bad_configuration_names_the_parameter(kwargs: dict[str, Any], parameter: str) -> None:
@@ -281,6 +282,31 @@ def test_attempts_of_one_call_share_the_avoid_set_and_run_in_the_callers_context
     assert current_hedge_attempt() is None
     assert hedge.call(pick) == "b"
     assert len({avoid for _, avoid in seen}) == 1
+
+
+def test_attempts_wait_for_a_worker_when_every_worker_is_busy() -> None:
+    release = threading.Event()
+    hedge = Hedge(0.0, max_attempts=2, max_workers=1)
+    started: list[int] = []
+
+    def fetch() -> int:
+        attempt = current_hedge_attempt()
+        assert attempt is not None
+        started.append(attempt.number)
+        if attempt.number == 1:
+            release.wait(30)
+        return attempt.number
+
+    result: list[int] = []
+    caller = threading.Thread(target=lambda: result.append(hedge.call(fetch)))
+    caller.start()
+    wait_until(lambda: started == [1] and hedge.stats().hedges == 1, "attempt 1 runs, hedge due")
+    assert started == [1]  # the hedge waits for the one worker, held by attempt 1
+    release.set()
+    caller.join(30)
+    assert result == [1]
+    wait_until(lambda: sorted(started) == [1, 2], "the hedge ran afterwards, abandoned")
+    wait_until(lambda: hedge.stats().abandoned_running == 0, "and ended")
 
 
 def test_many_threads_share_one_hedge_and_every_call_is_counted() -> None:

@@ -294,12 +294,13 @@ class _HedgeRun:
 
 
 class _Workers:
-    """Daemon threads that run hedged sync attempts, started on demand and reused."""
+    """Daemon threads that run hedged sync attempts, started on demand (at most ``limit``)."""
 
-    __slots__ = ("_idle", "_lock", "_name", "_queue", "_started")
+    __slots__ = ("_idle", "_limit", "_lock", "_name", "_queue", "_started")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, limit: int) -> None:
         self._name = name
+        self._limit = limit
         self._queue: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
         self._idle = threading.Semaphore(0)
         self._lock = threading.Lock()
@@ -310,6 +311,8 @@ class _Workers:
         if self._idle.acquire(blocking=False):
             return
         with self._lock:
+            if self._started >= self._limit:
+                return  # every worker is busy: the job waits in the queue for one
             self._started += 1
             number = self._started
         threading.Thread(
@@ -368,6 +371,10 @@ class Hedge:
             >= 0; default 0.1).
         latency: the :class:`LatencySource` a quantile delay reads (default: a
             :class:`LatencyWindow` of this Hedge's own attempts).
+        max_workers: threads that run sync attempts (>= 1; default 64), started
+            on demand. Abandoned attempts hold theirs until they return; when
+            all are busy, new attempts wait for one (bound hung calls with a
+            :class:`Timeout` inside the hedge).
         name: shown in events, worker thread names and ``repr``.
         clock: measures attempt durations and stamps events.
 
@@ -405,6 +412,7 @@ class Hedge:
         budget: RetryBudgetLike | None = None,
         initial_delay: float = 0.1,
         latency: LatencySource | None = None,
+        max_workers: int = 64,
         name: str = "hedge",
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
@@ -432,7 +440,7 @@ class Hedge:
         )
         self._abandoned_running = 0
         self._listeners: Listeners[HedgeEvent] = Listeners()
-        self._workers = _Workers(self.name)
+        self._workers = _Workers(self.name, check_int("max_workers", max_workers, minimum=1))
 
     def add_listener(self, listener: Callable[[HedgeEvent], object]) -> Callable[[], None]:
         """Subscribe to :class:`HedgeEvent` s; returns an unsubscribe function."""
