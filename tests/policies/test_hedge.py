@@ -22,10 +22,13 @@ from sentia_core.policies import (
     HedgeEvent,
     LatencyWindow,
     current_hedge_attempt,
+    deadline,
+    remaining_time,
 )
 from sentia_core.policies._hedge import FINAL, LAUNCH, WAIT, WIN, _HedgeRun
 from sentia_core.testing import ManualClock
 
+from .fakes import FakeBreaker
 from .test_bulkhead import async_wait_until, wait_until
 
 
@@ -428,3 +431,22 @@ def test_policy_rejects_a_wrong_hedge() -> None:
     with pytest.raises(ConfigError) as info:
         Policy(hedge=3)  # type: ignore[arg-type]
     assert info.value.parameter == "hedge"
+
+
+def test_each_hedged_attempt_goes_through_the_breaker_and_sees_the_callers_deadline() -> None:
+    log: list[str] = []
+    seen: list[float | None] = []
+
+    @Policy(hedge=Hedge(3600.0, max_attempts=2, on=ValueError), breaker=FakeBreaker(log))
+    def flaky() -> str:
+        attempt = current_hedge_attempt()
+        assert attempt is not None
+        seen.append(remaining_time())
+        if attempt.number == 1:
+            raise ValueError("first")
+        return "second"
+
+    with deadline(600.0):
+        assert flaky() == "second"
+    assert log.count("breaker>") == 2  # the breaker sees every attempt
+    assert all(left is not None and 0 < left <= 600.0 for left in seen)
