@@ -260,7 +260,7 @@ def test_threads_never_exceed_the_limit_and_queued_callers_get_their_turn() -> N
     assert (stats.accepted, stats.rejected, stats.active, stats.waiting) == (12, 0, 0, 0)
 
 
-def test_a_queued_thread_gives_up_after_max_wait() -> None:
+def test_max_wait_zero_refuses_at_once_instead_of_queueing() -> None:
     bulkhead = AdaptiveBulkhead("aimd", initial=1, min=1, max=1, max_waiting=1, max_wait=0.0)
     inside = threading.Event()
     release = threading.Event()
@@ -352,3 +352,41 @@ async def test_policy_adaptive_async() -> None:
     assert await fine() == 3
     stats = policy.stats()
     assert stats.adaptive is not None and stats.adaptive.accepted == 1
+
+
+def test_a_queued_thread_that_waits_past_max_wait_times_out_and_is_counted() -> None:
+    bulkhead = AdaptiveBulkhead("aimd", initial=1, min=1, max=1, max_waiting=1, max_wait=0.01)
+    inside = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        inside.set()
+        release.wait(30)
+
+    t = threading.Thread(target=bulkhead.call, args=(hold,))
+    t.start()
+    assert inside.wait(30)
+    with pytest.raises(BulkheadFullError):
+        bulkhead.call(lambda: None)
+    release.set()
+    t.join(30)
+    stats = bulkhead.stats()
+    assert (stats.timed_out, stats.rejected, stats.waiting, stats.active) == (1, 0, 0, 0)
+    assert bulkhead.call(lambda: 5) == 5  # the slot came back
+
+
+async def test_a_queued_task_that_waits_past_max_wait_times_out_and_is_counted() -> None:
+    bulkhead = AdaptiveBulkhead("aimd", initial=1, min=1, max=1, max_waiting=1, max_wait=0.01)
+    gate = asyncio.Event()
+
+    async def hold() -> None:
+        await gate.wait()
+
+    holder = asyncio.ensure_future(bulkhead.call_async(hold))
+    await async_wait_until(lambda: bulkhead.stats().active == 1, "holder inside")
+    with pytest.raises(BulkheadFullError):
+        await bulkhead.call_async(hold)
+    gate.set()
+    await holder
+    stats = bulkhead.stats()
+    assert (stats.timed_out, stats.waiting, stats.active) == (1, 0, 0)
