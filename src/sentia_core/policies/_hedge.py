@@ -523,17 +523,18 @@ class Hedge:
         t0 = monotonic()
 
         def attempt(number: int) -> None:
-            _ATTEMPT.set(HedgeAttempt(number, avoid))
-            error: BaseException | None = None
-            result: Any = None
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:  # handed to the caller's thread
-                error = exc
-            with lock:  # decided under the lock the caller takes to end the race
-                if not over[0]:
-                    outcomes.put((number, error, result))
-                    return
+            if not over[0]:  # a loser still queued for a worker is never started
+                _ATTEMPT.set(HedgeAttempt(number, avoid))
+                error: BaseException | None = None
+                result: Any = None
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as exc:  # handed to the caller's thread
+                    error = exc
+                with lock:  # decided under the lock the caller takes to end the race
+                    if not over[0]:
+                        outcomes.put((number, error, result))
+                        return
             with self._lock:
                 self._abandoned_running -= 1
 
