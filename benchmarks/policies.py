@@ -16,6 +16,22 @@ Sections (median ns per call; "overhead" = decorated call minus the bare call):
   same stack assembled from tenacity + pybreaker + a semaphore (sync) and
   tenacity + purgatory + ``asyncio.Semaphore`` (async).
 
+* Hedge, AdaptiveBulkhead and Chaos per-call cost (real calls, timed like
+  the rest): what the strategies add on the path users run.
+* heavy-tailed latency (simulated, virtual time): lognormal around 10 ms with
+  1 % of calls 10x slower; p50/p99/p99.9 and the extra load with no policy,
+  retry-only (attempt timeout at the baseline's p95, 3 attempts, 10 %
+  budget) and Hedge (p95 and p90 delay, 2 attempts, 10 % budget).
+* overload (simulated): Poisson arrivals at 3000/s against a dependency of
+  50 workers (~2400/s) whose capacity halves mid-run, client timeout 100 ms;
+  no limit vs a fixed Bulkhead(100) vs AdaptiveBulkhead with each
+  algorithm: goodput, p99 of successes, and how quickly the limit settles.
+  No Python peer offers hedging or adaptive limits, so these compare
+  strategies, not libraries.
+
+The simulations (``benchmarks/_policy_sim.py``) drive sentia_core's own
+decision cores in a discrete-event loop: deterministic for a seed.
+
 Rate-limit decisions are measured in ``benchmarks/ratelimit.py``.
 """
 
@@ -30,10 +46,20 @@ import pybreaker
 import stamina
 import stamina.instrumentation
 import tenacity
-from _harness import Suite, parse_args
+from _harness import Section, Suite, parse_args
+from _policy_sim import quantile, sim_hedge, sim_none, sim_overload, sim_retry, spread
 
 from sentia_core.breaker import CircuitBreaker
-from sentia_core.policies import Bulkhead, Policy, Retry, RetryBudget, Timeout
+from sentia_core.policies import (
+    AdaptiveBulkhead,
+    Bulkhead,
+    Chaos,
+    Hedge,
+    Policy,
+    Retry,
+    RetryBudget,
+    Timeout,
+)
 
 
 def _noop_sleep(seconds: float) -> None:
@@ -314,6 +340,96 @@ def _overheads(
         )
 
 
+def bench_new_strategies(suite: Suite) -> None:
+    def target() -> int:
+        return 1
+
+    async def atarget() -> int:
+        return 1
+
+    off = Chaos(fault=ConnectionError, rate=0.01)  # never enabled: the cost of carrying it
+    on = Chaos(fault=ConnectionError, rate=0.0, enabled=True)  # enabled, draws, never injects
+    suite.compare(
+        "Hedge / AdaptiveBulkhead / Chaos per call (sync)",
+        {
+            "bare call": target,
+            "Bulkhead": Policy(bulkhead=Bulkhead(64))(target),
+            "AdaptiveBulkhead": Policy(adaptive=AdaptiveBulkhead())(target),
+            "Chaos (disabled)": Policy(chaos=off)(target),
+            "Chaos (enabled, rate 0)": Policy(chaos=on)(target),
+            "Hedge (thread hop, no hedge)": Policy(hedge=Hedge(3600.0))(target),
+        },
+        number=2_000,
+    )
+    suite.compare_async(
+        "Hedge / AdaptiveBulkhead / Chaos per call (async)",
+        {
+            "bare call": atarget,
+            "Bulkhead": Policy(bulkhead=Bulkhead(64))(atarget),
+            "AdaptiveBulkhead": Policy(adaptive=AdaptiveBulkhead())(atarget),
+            "Chaos (disabled)": Policy(chaos=off)(atarget),
+            "Hedge (task, no hedge)": Policy(hedge=Hedge(3600.0))(atarget),
+        },
+        number=2_000,
+    )
+
+
+def bench_hedge_tail(suite: Suite) -> None:
+    calls = 20_000 if suite.quick else 200_000
+    seed = 19
+    base = sim_none(calls, seed)
+    attempt_timeout = quantile(base.latencies, 0.95)
+    cases = {
+        "none": base,
+        "retry-only (timeout p95, 3 attempts)": sim_retry(calls, seed, attempt_timeout),
+        "Hedge p95 (2 attempts)": sim_hedge(calls, seed, "p95"),
+        "Hedge p90 (2 attempts)": sim_hedge(calls, seed, "p90"),
+    }
+    summaries = {name: r.summary(calls) for name, r in cases.items()}
+    for metric, title in (
+        ("p50_ms", "heavy-tailed latency: p50"),
+        ("p99_ms", "heavy-tailed latency: p99"),
+        ("p999_ms", "heavy-tailed latency: p99.9"),
+    ):
+        suite.sections.append(
+            Section(title, "ms", {name: round(s[metric], 2) for name, s in summaries.items()})
+        )
+    for name, s in summaries.items():
+        suite.note(f"tail {name}: extra load %", round(s["extra_load_pct"], 2))
+        suite.note(f"tail {name}: failed %", round(s["failed_pct"], 3))
+    suite.note("tail: simulated calls", calls)
+
+
+def bench_overload(suite: Suite) -> None:
+    duration = 4.0 if suite.quick else 20.0
+    kinds = {
+        "none": "none",
+        "fixed Bulkhead(100)": "fixed",
+        "AdaptiveBulkhead aimd": "aimd",
+        "AdaptiveBulkhead vegas": "vegas",
+        "AdaptiveBulkhead gradient2": "gradient2",
+    }
+    results = {name: sim_overload(kind, duration=duration, seed=19) for name, kind in kinds.items()}
+    for name, r in results.items():
+        suite.note(f"overload {name}: goodput calls/s", round(r.goodput, 1))
+        suite.note(f"overload {name}: goodput after halving calls/s", round(r.goodput_after, 1))
+        suite.note(f"overload {name}: p99 of successes ms", round(r.p99_ms, 1))
+        suite.note(f"overload {name}: timed out %", round(r.timed_out_pct, 2))
+        suite.note(f"overload {name}: rejected %", round(r.rejected_pct, 2))
+        if kinds[name] not in ("none", "fixed"):
+            suite.note(f"overload {name}: limit before halving", round(r.limit_before, 1))
+            suite.note(f"overload {name}: limit after halving", round(r.limit_after, 1))
+            suite.note(
+                f"overload {name}: limit within 25 % of its new level s after halving",
+                None if r.settle_s is None else round(r.settle_s, 2),
+            )
+            suite.note(
+                f"overload {name}: limit variation after halving (stdev/mean)",
+                round(spread(r.limits, duration / 2 + 1.0, duration), 3),
+            )
+    suite.note("overload: simulated seconds", duration)
+
+
 def main() -> None:
     args = parse_args(__doc__ or "policies")
     suite = Suite.from_args("policies", args)
@@ -323,6 +439,9 @@ def main() -> None:
     bench_bulkhead(suite)
     bench_timeout(suite)
     bench_policy(suite)
+    bench_new_strategies(suite)
+    bench_hedge_tail(suite)
+    bench_overload(suite)
     suite.finish(args)
 
 

@@ -37,9 +37,12 @@ from .errors import (
 )
 from .monitor import AlertRule, PerformanceMonitor
 from .policies import (
+    AdaptiveBulkhead,
     Bulkhead,
+    Chaos,
     ExponentialBackoff,
     FixedBackoff,
+    Hedge,
     LinearBackoff,
     Policy,
     RateDecision,
@@ -53,6 +56,7 @@ from .registry import Instance, ServiceRegistry
 from .sql import QueryOptimizer
 
 __all__ = [
+    "AdaptiveBulkhead",
     "AlertRule",
     "AsyncTieredCache",
     "BackendError",
@@ -66,11 +70,13 @@ __all__ = [
     "CacheError",
     "CallRejectedError",
     "CallTimeoutError",
+    "Chaos",
     "CircuitBreaker",
     "CircuitOpenError",
     "ConfigError",
     "ExponentialBackoff",
     "FixedBackoff",
+    "Hedge",
     "Instance",
     "LinearBackoff",
     "MetricError",

@@ -48,7 +48,7 @@ from .monitor import (
     default_rules,
 )
 from .monitor._routing import AuthSpec, as_auth
-from .policies import Policy, RateLimiter, Retry, Timeout
+from .policies import AdaptiveBulkhead, Policy, RateLimiter, Retry, Timeout
 from .policies._outcomes import OutcomeRules, resolve_rules
 from .sql import QueryOptimizer
 
@@ -153,6 +153,7 @@ class Sentia:
         self._resources: list[Callable[[], object]] = []
         self._redis: Any = None
         self._reported_cache: dict[str, tuple[int, int]] = {}
+        self._adaptive: dict[str, AdaptiveBulkhead] = {}  # issue 19: protect(adaptive=True)
         cfg = self.config
 
         self.monitor = PerformanceMonitor(
@@ -435,6 +436,7 @@ class Sentia:
         max_concurrent: int | None = None,
         fallback: Callable[..., Any] | None = None,
         fallback_on: Rules = None,
+        adaptive: bool = False,
     ) -> Policy:
         """The composed :class:`Policy` for the outbound dependency ``name``.
 
@@ -474,6 +476,10 @@ class Sentia:
                 errors carrying an HTTP 5xx or 429. A bug (``TypeError``...)
                 still reaches the caller.
 
+        ``adaptive=True`` adds an :class:`AdaptiveBulkhead` (gradient2, at most
+        ``max_concurrent`` or 200 calls) inside the bulkhead, one per ``name``;
+        its limit is the monitor gauge ``adaptive_concurrency_limit{policy=name}``.
+
         Raises:
             ConfigError: a bad argument, naming it (``rate_limit``: no such tier;
                 rules: a name that resolves to no exception class).
@@ -498,6 +504,7 @@ class Sentia:
             "rate_key": rate_key,
             "bulkhead": svc.max_concurrent if max_concurrent is None else max_concurrent,
             "fallback": fallback,
+            "adaptive": adaptive,
             "fallback_on": resolve_rules(
                 "fallback_on" if fallback_on is not None else f"{key}.fallback_on",
                 svc.fallback_on if fallback_on is None else fallback_on,
@@ -554,6 +561,7 @@ class Sentia:
             fallback=s["fallback"],
             fallback_on=fallback_on.matches,
             clock=clock,
+            adaptive=self._adaptive_bulkhead(name, s["bulkhead"]) if s.get("adaptive") else None,
         )
         with self._lock:
             kept = self._policies.setdefault(name, [])
@@ -562,6 +570,23 @@ class Sentia:
             if timeout is not None and mode == "thread":
                 self._resources.append(timeout.close)
         return policy
+
+    # --- issue 19: adaptive concurrency (begin) ---
+    def _adaptive_bulkhead(self, name: str, maximum: int | None) -> AdaptiveBulkhead:
+        """The AdaptiveBulkhead of policy ``name`` (made once; its limit becomes a gauge)."""
+        with self._lock:
+            found = self._adaptive.get(name)
+            if found is None:
+                found = AdaptiveBulkhead(
+                    max=maximum or 200,
+                    initial=min(20, maximum or 200),
+                    name=f"{name}-adaptive",
+                    clock=self._clock,
+                )
+                self._adaptive[name] = found
+            return found
+
+    # --- issue 19: adaptive concurrency (end) ---
 
     # ------------------------------------------------------------------ monitoring
 
@@ -597,6 +622,10 @@ class Sentia:
             self.monitor.gauge("breaker_window_failures", breaker=name).set(m.failures)
             self._count("breaker_rejected_total", "breaker", name, m.rejected)
             self._count("breaker_opened_total", "breaker", name, m.times_opened)
+        with self._lock:  # issue 19: adaptive concurrency limits as gauges
+            adaptive = dict(self._adaptive)
+        for name, limiter in adaptive.items():
+            self.monitor.gauge("adaptive_concurrency_limit", policy=name).set(limiter.limit)
         for name, kept in policies.items():
             stats = [p.stats() for p in kept]
             self._count("policy_fallbacks_total", "policy", name, sum(x.fallbacks for x in stats))

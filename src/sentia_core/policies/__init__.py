@@ -1,4 +1,4 @@
-"""Call policies: retry, timeout, bulkhead, rate limiting, and the pipeline composing them.
+"""Call policies: retry, hedge, timeout, bulkheads, rate limiting, chaos, and their pipeline.
 
 See ``docs/policies.md``. Everything public is re-exported here; the modules
 themselves are private.
@@ -6,10 +6,29 @@ themselves are private.
 
 from sentia_core.breaker import BreakerLike
 
+from ._adaptive import (
+    AdaptiveBulkhead,
+    AdaptiveBulkheadStats,
+    AdaptiveEvent,
+    AIMDLimit,
+    Gradient2Limit,
+    LimitAlgorithm,
+    VegasLimit,
+)
 from ._backoff import Backoff, ExponentialBackoff, FixedBackoff, LinearBackoff
 from ._budget import BudgetStats, RetryBudget, RetryBudgetLike
 from ._bulkhead import Bulkhead, BulkheadEvent, BulkheadStats
+from ._chaos import Chaos, ChaosDecision, ChaosEvent, ChaosStats, is_injected
 from ._deadline import Deadline, check_deadline, current_deadline, deadline, remaining_time
+from ._hedge import (
+    Hedge,
+    HedgeAttempt,
+    HedgeEvent,
+    HedgeStats,
+    LatencySource,
+    LatencyWindow,
+    current_hedge_attempt,
+)
 from ._outcomes import OutcomeRules, http_status, is_transient
 from ._policy import (
     Policy,
@@ -34,6 +53,10 @@ from ._retry_after import parse_retry_after
 from ._timeout import Timeout, TimeoutEvent, TimeoutStats
 
 __all__ = [
+    "AIMDLimit",
+    "AdaptiveBulkhead",
+    "AdaptiveBulkheadStats",
+    "AdaptiveEvent",
     "Algorithm",
     "Attempt",
     "Backoff",
@@ -42,9 +65,21 @@ __all__ = [
     "Bulkhead",
     "BulkheadEvent",
     "BulkheadStats",
+    "Chaos",
+    "ChaosDecision",
+    "ChaosEvent",
+    "ChaosStats",
     "Deadline",
     "ExponentialBackoff",
     "FixedBackoff",
+    "Gradient2Limit",
+    "Hedge",
+    "HedgeAttempt",
+    "HedgeEvent",
+    "HedgeStats",
+    "LatencySource",
+    "LatencyWindow",
+    "LimitAlgorithm",
     "LinearBackoff",
     "OutcomeRules",
     "Policy",
@@ -68,10 +103,13 @@ __all__ = [
     "Timeout",
     "TimeoutEvent",
     "TimeoutStats",
+    "VegasLimit",
     "check_deadline",
     "current_deadline",
+    "current_hedge_attempt",
     "deadline",
     "http_status",
+    "is_injected",
     "is_transient",
     "parse_rate",
     "parse_retry_after",

@@ -130,6 +130,47 @@ class _TaskWaiter:
         return True
 
 
+GiveUp = Callable[..., bool]
+
+
+def wait_limit(max_wait: float | None) -> float | None:
+    """Seconds a queued caller may wait: ``max_wait`` or the context deadline, the smaller."""
+    d = _DEADLINE.get()
+    if d is not None:
+        left = d.remaining()
+        if max_wait is None or left < max_wait:
+            return left
+    return max_wait
+
+
+def wait_thread(waiter: _ThreadWaiter, limit: float | None, give_up: GiveUp) -> bool:
+    """Block until ``waiter`` is granted (True) or gives up (``give_up`` decides or raises)."""
+    try:
+        woken = waiter.wait(limit)
+    except BaseException:
+        give_up(waiter, cancelled=True)
+        raise
+    if not woken:
+        give_up(waiter, cancelled=False)
+    return woken
+
+
+async def wait_task(waiter: _TaskWaiter, limit: float | None, give_up: GiveUp) -> bool:
+    """The asyncio twin of :func:`wait_thread`."""
+    try:
+        if limit is None:
+            await waiter.future
+        else:
+            await asyncio.wait_for(waiter.future, limit)
+    except asyncio.TimeoutError:
+        give_up(waiter, cancelled=False)
+        return False
+    except BaseException:
+        give_up(waiter, cancelled=True)
+        raise
+    return True
+
+
 class Bulkhead:
     """Caps concurrent calls; extra callers wait in a bounded queue or are rejected.
 
@@ -233,13 +274,7 @@ class Bulkhead:
             self._drain()
 
     def _wait_limit(self) -> float | None:
-        limit = self._max_wait
-        d = _DEADLINE.get()
-        if d is not None:
-            left = d.remaining()
-            if limit is None or left < limit:
-                limit = left
-        return limit
+        return wait_limit(self._max_wait)
 
     def _turn_away(self, kind: str) -> BulkheadFullError:
         """Count and report a refusal; caller holds ``_lock``. Returns the error to raise."""
@@ -306,13 +341,7 @@ class Bulkhead:
         waiter = _ThreadWaiter()
         if self._enqueue(waiter, limit):
             return
-        try:
-            woken = waiter.wait(limit)
-        except BaseException:
-            self._give_up(waiter, cancelled=True)
-            raise
-        if not woken:
-            self._give_up(waiter, cancelled=False)
+        wait_thread(waiter, limit, self._give_up)
 
     def __enter__(self) -> Bulkhead:
         self._acquire()
@@ -352,16 +381,7 @@ class Bulkhead:
         waiter = _TaskWaiter(asyncio.get_running_loop())
         if self._enqueue(waiter, limit):
             return
-        try:
-            if limit is None:
-                await waiter.future
-            else:
-                await asyncio.wait_for(waiter.future, limit)
-        except asyncio.TimeoutError:
-            self._give_up(waiter, cancelled=False)
-        except BaseException:
-            self._give_up(waiter, cancelled=True)
-            raise
+        await wait_task(waiter, limit, self._give_up)
 
     async def __aenter__(self) -> Bulkhead:
         await self._acquire_async()

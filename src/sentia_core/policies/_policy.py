@@ -1,4 +1,4 @@
-"""Policy: fallback → retry → circuit breaker → rate limit → bulkhead → timeout, in one decorator.
+"""Policy: fallback → retry → hedge → breaker → rate limit → bulkheads → timeout → chaos.
 
 Theory of operation: decorating a function builds the pipeline once, from the
 inside out, as a chain of closures, each stage calling the next through the
@@ -25,6 +25,19 @@ Why this order (outermost first), after Polly v8's recommended pipeline:
 6. **Timeout**, innermost, bounds each attempt. Time spent queueing for a
    slot or for rate permission is not part of it; bound the whole call with
    ``Retry(max_time=...)`` or an outer :func:`deadline`.
+
+The strategies of issue 19 slot in where Polly v8 puts their peers:
+
+* **Hedge** right inside retry (Polly: hedging takes retry's place; with
+  both, retry goes outside): every hedged attempt goes through its own
+  breaker check, rate-limit hit, bulkhead slot and timeout, and a retry
+  repeats the whole race.
+* **AdaptiveBulkhead** right inside the fixed bulkhead and outside the
+  timeout, so a timed-out attempt is a drop that shrinks its limit and the
+  round-trip time it measures is the attempt's own.
+* **Chaos** innermost, inside the timeout (Polly: chaos strategies go last,
+  just before the callback), so an injected fault or delay looks to every
+  other stage exactly like the dependency's.
 """
 
 from __future__ import annotations
@@ -42,8 +55,11 @@ from sentia_core._validate import check_callable, check_int, check_name, check_n
 from sentia_core.breaker import BreakerLike
 from sentia_core.errors import ConfigError, RateLimitExceeded
 
+from ._adaptive import AdaptiveBulkhead, AdaptiveBulkheadStats
 from ._bulkhead import Bulkhead, BulkheadStats
+from ._chaos import Chaos, ChaosStats
 from ._deadline import _DEADLINE
+from ._hedge import Hedge, HedgeStats
 from ._retry import Retry, RetryStats, is_coroutine_callable
 from ._retry_after import hint_seconds
 from ._timeout import Timeout, TimeoutStats
@@ -122,6 +138,9 @@ class PolicyStats:
         retry: the Retry's stats, if any.
         bulkhead: the Bulkhead's stats, if any.
         timeout: the Timeout's stats, if any.
+        hedge: the Hedge's stats, if any.
+        adaptive: the AdaptiveBulkhead's stats, if any.
+        chaos: the Chaos's stats, if any.
     """
 
     fallbacks: int
@@ -130,6 +149,9 @@ class PolicyStats:
     retry: RetryStats | None
     bulkhead: BulkheadStats | None
     timeout: TimeoutStats | None
+    hedge: HedgeStats | None = None
+    adaptive: AdaptiveBulkheadStats | None = None
+    chaos: ChaosStats | None = None
 
 
 def _exception_types(
@@ -155,8 +177,8 @@ class Policy:
 
     ``@Policy(...)`` decorates ``def`` and ``async def`` functions alike. Each
     stage is optional; the order is fixed (see the module docs and
-    ``docs/policies.md``): fallback → retry → breaker → rate limit →
-    bulkhead → timeout → your function.
+    ``docs/policies.md``): fallback → retry → hedge → breaker → rate limit →
+    bulkhead → adaptive bulkhead → timeout → chaos → your function.
 
     Args:
         retry: a :class:`Retry`.
@@ -178,6 +200,9 @@ class Policy:
         bulkhead: a :class:`Bulkhead`, or an int for ``Bulkhead(n)``.
         timeout: a :class:`Timeout`, or seconds for ``Timeout(seconds)``: the
             limit of each attempt.
+        hedge: a :class:`Hedge`: slow attempts are raced by extra ones.
+        adaptive: an :class:`AdaptiveBulkhead` (its limit follows latency and drops).
+        chaos: a :class:`Chaos` (injected faults for your tests; off unless enabled).
         fallback: ``fallback(error, *args, **kwargs)`` returns the result to use
             when the call finally fails with an error matching ``fallback_on``
             (may be ``async`` for async functions).
@@ -200,10 +225,13 @@ class Policy:
         "_listeners",
         "_lock",
         "_sleep",
+        "adaptive",
         "breaker",
         "bulkhead",
+        "chaos",
         "fallback",
         "fallback_on",
+        "hedge",
         "name",
         "rate_block",
         "rate_cost",
@@ -232,6 +260,9 @@ class Policy:
         fallback_on: type[BaseException]
         | tuple[type[BaseException], ...]
         | Callable[[BaseException], bool] = Exception,
+        hedge: Hedge | None = None,
+        adaptive: AdaptiveBulkhead | None = None,
+        chaos: Chaos | None = None,
         name: str = "policy",
         clock: Clock = SYSTEM_CLOCK,
         sleep: Callable[[float], object] | None = None,
@@ -282,6 +313,16 @@ class Policy:
             raise ConfigError("timeout", timeout, "expected a Timeout or seconds")
         self.timeout = timeout
         self.fallback = None if fallback is None else check_callable("fallback", fallback)
+        for parameter, stage, kind in (
+            ("hedge", hedge, Hedge),
+            ("adaptive", adaptive, AdaptiveBulkhead),
+            ("chaos", chaos, Chaos),
+        ):
+            if stage is not None and not isinstance(stage, kind):
+                raise ConfigError(parameter, stage, f"expected a {kind.__name__}")
+        self.hedge = hedge
+        self.adaptive = adaptive
+        self.chaos = chaos
         self.fallback_on = _exception_types("fallback_on", fallback_on)
         self.name = check_name("name", name)
         if not callable(getattr(clock, "time", None)):
@@ -348,14 +389,20 @@ class Policy:
     def _build_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         call = fn
         # partial(stage.call, inner) is a C-level callable: no Python frame per stage.
+        if self.chaos is not None:
+            call = partial(self.chaos.call, call)
         if self.timeout is not None:
             call = partial(self.timeout.call, call)
+        if self.adaptive is not None:
+            call = partial(self.adaptive.call, call)
         if self.bulkhead is not None:
             call = self.bulkhead(call)
         if self.rate_limit is not None:
             call = self._rate_stage_sync(call)
         if self.breaker is not None:
             call = partial(self.breaker.call, call)
+        if self.hedge is not None:
+            call = partial(self.hedge.call, call)
         if self.retry is not None:
             call = self.retry(call)
         if self.fallback is not None:
@@ -364,14 +411,20 @@ class Policy:
 
     def _build_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         call = fn
+        if self.chaos is not None:
+            call = partial(self.chaos.call_async, call)
         if self.timeout is not None:
             call = partial(self.timeout.call_async, call)
+        if self.adaptive is not None:
+            call = partial(self.adaptive.call_async, call)
         if self.bulkhead is not None:
             call = self.bulkhead(call)
         if self.rate_limit is not None:
             call = self._rate_stage_async(call)
         if self.breaker is not None:
             call = partial(self.breaker.call_async, call)
+        if self.hedge is not None:
+            call = partial(self.hedge.call_async, call)
         if self.retry is not None:
             call = self.retry(call)
         if self.fallback is not None:
@@ -509,6 +562,9 @@ class Policy:
             retry=None if self.retry is None else self.retry.stats(),
             bulkhead=None if self.bulkhead is None else self.bulkhead.stats(),
             timeout=None if self.timeout is None else self.timeout.stats(),
+            hedge=None if self.hedge is None else self.hedge.stats(),
+            adaptive=None if self.adaptive is None else self.adaptive.stats(),
+            chaos=None if self.chaos is None else self.chaos.stats(),
         )
 
     def __repr__(self) -> str:
@@ -517,10 +573,13 @@ class Policy:
             for name, present in (
                 ("fallback", self.fallback is not None),
                 ("retry", self.retry is not None),
+                ("hedge", self.hedge is not None),
                 ("breaker", self.breaker is not None),
                 ("rate_limit", self.rate_limit is not None),
                 ("bulkhead", self.bulkhead is not None),
+                ("adaptive", self.adaptive is not None),
                 ("timeout", self.timeout is not None),
+                ("chaos", self.chaos is not None),
             )
             if present
         ]

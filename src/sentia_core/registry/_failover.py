@@ -99,6 +99,7 @@ class _Failover(_RegistryBase):
         retries: int | None = None,
         strategy: str | Balancer | None = None,
         zone: str | None = _UNSET,
+        avoid: set[str] | None = None,
     ) -> T:
         """Run ``fn(instance)`` on a chosen instance, failing over to others.
 
@@ -114,6 +115,9 @@ class _Failover(_RegistryBase):
             retries: retries after the first attempt (default: the registry's).
             strategy: balancer for this call (default: the registry's).
             zone: zone to prefer (see :meth:`choose`).
+            avoid: instance ids to steer clear of while others are available;
+                the chosen instance's id is added to it. Hedged attempts pass
+                ``current_hedge_attempt().avoid`` so a hedge goes elsewhere.
 
         Returns:
             What ``fn`` returned.
@@ -132,7 +136,7 @@ class _Failover(_RegistryBase):
             zone = self._zone if self._prefer_zone else None
         retry: _Retry | None = None
         while True:
-            inst, counters, breaker = self._begin(view, now, strategy, zone, retry)
+            inst, counters, breaker = self._begin(view, now, strategy, zone, retry, avoid=avoid)
             try:
                 result = breaker.call(fn, inst)
             except BaseException as exc:
@@ -155,6 +159,7 @@ class _Failover(_RegistryBase):
         retries: int | None = None,
         strategy: str | Balancer | None = None,
         zone: str | None = _UNSET,
+        avoid: set[str] | None = None,
     ) -> T:
         """The asyncio twin of :meth:`call`: awaits ``fn(instance)``.
 
@@ -170,7 +175,7 @@ class _Failover(_RegistryBase):
             zone = self._zone if self._prefer_zone else None
         retry: _Retry | None = None
         while True:
-            inst, counters, breaker = self._begin(view, now, strategy, zone, retry)
+            inst, counters, breaker = self._begin(view, now, strategy, zone, retry, avoid=avoid)
             try:
                 result = await breaker.call_async(fn, inst)
             except BaseException as exc:
@@ -192,10 +197,14 @@ class _Failover(_RegistryBase):
         strategy: object,
         zone: str | None,
         retry: _Retry | None,
+        *,
+        avoid: set[str] | None = None,
     ) -> tuple[Instance, Counters, BreakerLike]:
         """Pick an instance for the next attempt and count it as started."""
         cands: Sequence[Instance] | None
-        if retry is None:
+        if avoid and retry is None:  # a hedge: another instance if there is one
+            cands = view.retry_candidates(now, zone, avoid) or view.candidates(now, zone)
+        elif retry is None:
             # the cached-candidates fast path of view.candidates(), inlined
             cands = view.cache.get(zone) if now < view.cache_until else None
             if cands is None:
@@ -213,6 +222,8 @@ class _Failover(_RegistryBase):
         if balancer is None:
             balancer = self._balancer(view, strategy)
         inst = balancer.choose(cands, view.outstanding)
+        if avoid is not None:
+            avoid.add(inst.id)
         counters = view.counters.get(inst.id)
         if counters is None:
             counters = view.counters_for(inst)
