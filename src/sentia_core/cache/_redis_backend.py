@@ -226,7 +226,11 @@ class _RedisBase:
             self.sink.flush_l1()
             self.l1_flushes += 1
         elif notice is not None:
-            self.sink.apply_remote(notice.kind, notice.targets)
+            try:
+                self.sink.apply_remote(notice.kind, notice.targets)
+            except Exception as exc:  # one message must never cost the subscription
+                self.bus.malformed += 1
+                _log.warning("cache %s: invalidation not applied: %r", self.plan.namespace, exc)
 
     def _tick(self, now: float) -> bool:
         """Per-tick checks; returns whether to ping. Raises when the channel went silent."""
