@@ -24,6 +24,7 @@ from ._types import (
 )
 
 __all__ = [
+    "MAX_PATTERN_BYTES",
     "AsyncCacheBackend",
     "AsyncCachedFunction",
     "AsyncTieredCache",
@@ -44,7 +45,6 @@ __all__ = [
     "InvalidationKind",
     "JsonSerializer",
     "LRUPolicy",
-    "MAX_PATTERN_BYTES",
     "PayloadError",
     "PickleSerializer",
     "RedisStats",
