@@ -286,20 +286,31 @@ def is_wrong_type(error: BaseException) -> bool:
 def is_data_error(error: BaseException) -> bool:
     """Whether ``error`` (or what it wraps) is an error reply about the data
     (``WRONGTYPE``, ``ERR ...``): retrying will not help, unlike a connection
-    error, ``OOM``, ``BUSY`` or ``LOADING``."""
+    error, ``OOM``, ``BUSY``, ``LOADING`` or a cluster redirection.
+
+    redis-py strips the reply's code and raises a subclass for every code it
+    knows (``OutOfMemoryError``, ``ReadOnlyError``...): what is left as a plain
+    ``ResponseError`` is an ``ERR`` or ``WRONGTYPE`` reply.
+    """
+    from redis.exceptions import ResponseError
+
     seen: BaseException | None = error
     for _ in range(4):
         if seen is None:
             return False
-        if isinstance(seen, Exception) and str(seen).startswith(("WRONGTYPE", "ERR")):
-            return type(seen).__name__ not in ("ConnectionError", "TimeoutError")
+        if type(seen) is ResponseError:
+            return not str(seen).startswith("OOM")
         seen = seen.__cause__
     return False
 
 
 def is_oom(error: BaseException) -> bool:
     """Whether ``error`` is Redis's ``OOM`` reply (maxmemory reached)."""
-    return isinstance(error, Exception) and str(error).startswith("OOM")
+    from redis.exceptions import OutOfMemoryError
+
+    return isinstance(error, OutOfMemoryError) or (
+        isinstance(error, Exception) and str(error).startswith("OOM")
+    )
 
 
 def _is_error(reply: object) -> bool:
