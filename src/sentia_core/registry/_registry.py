@@ -58,7 +58,13 @@ from sentia_core._validate import (
     check_optional_positive,
     check_positive,
 )
-from sentia_core.errors import BackendError, CircuitOpenError, ConfigError, NoHealthyInstanceError
+from sentia_core.errors import (
+    BackendError,
+    BackendUnavailableError,
+    CircuitOpenError,
+    ConfigError,
+    NoHealthyInstanceError,
+)
 
 from ._backend import MemoryBackend, RegistryBackend, Subscription
 from ._balancers import STRATEGIES, Balancer, make_balancer
@@ -397,10 +403,13 @@ class ServiceRegistry:
             self._backend_errors += 1
             was, self._available = self._available, False
         if was:
+            # an error reply (OOM, a script error) is not an unreachable server
+            what = "unreachable" if isinstance(exc, BackendUnavailableError) else "refused a call"
             _log.warning(
-                "registry %s: backend %s unreachable, serving last known instances: %s",
+                "registry %s: backend %s %s, serving last known instances: %s",
                 self._name,
                 self._backend.name,
+                what,
                 exc,
             )
             if self._listeners:
