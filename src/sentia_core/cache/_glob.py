@@ -71,18 +71,51 @@ class _Glob:
     ``(len(key) + 1) * len(pattern)`` comparisons, which :meth:`run` counts.
     """
 
-    __slots__ = ("_first", "_last", "_middle", "_size", "_star")
+    __slots__ = ("_first", "_last", "_middle", "_segments", "_star")
 
     def __init__(self, segments: list[list[bytes]], sizes: list[int]) -> None:
+        self._segments = segments
         compiled = [re.compile(b"".join(seg), re.DOTALL) for seg in segments]
         self._star = len(segments) > 1
         self._first = (compiled[0], sizes[0])
         self._last = (compiled[-1], sizes[-1])
         self._middle = [(c, s) for c, s in zip(compiled[1:-1], sizes[1:-1], strict=True) if s]
-        self._size = sum(sizes)
 
     def __call__(self, key: str) -> bool:
         return self.run(key.encode("utf-8", "surrogatepass"))[0]
+
+    def matcher(self) -> Callable[[str], bool]:
+        """The predicate: :meth:`run` without the step count (a test checks
+        that they agree). A pattern with at most one ``*`` is one anchored
+        regex: its only ``.*`` can stop at ``len(key) + 1`` places, each
+        followed by a fixed-length tail, so it stays within the same bound."""
+        if len(self._segments) <= 2:
+            regex = re.compile(b".*".join(b"".join(seg) for seg in self._segments), re.DOTALL)
+            fullmatch = regex.fullmatch
+
+            def one(key: str) -> bool:
+                return fullmatch(key.encode("utf-8", "surrogatepass")) is not None
+
+            return one
+        first, flen = self._first
+        last, llen = self._last
+        head, tail = first.match, last.match
+        middle = [(seg.search, size) for seg, size in self._middle]
+
+        def many(key: str) -> bool:
+            data = key.encode("utf-8", "surrogatepass")
+            end = len(data) - llen
+            if end < flen or head(data) is None:
+                return False
+            pos = flen
+            for search, _ in middle:
+                found = search(data, pos, end)
+                if found is None:
+                    return False
+                pos = found.end()
+            return tail(data, end) is not None
+
+        return many
 
     def run(self, data: bytes) -> tuple[bool, int]:
         """``(matched, steps)``: steps bound the byte comparisons made."""
@@ -116,6 +149,29 @@ def compile_glob(pattern: str) -> Callable[[str], bool]:
             longer than :data:`MAX_PATTERN_BYTES` bytes (UTF-8).
         TypeError: the pattern is not a ``str``.
     """
+    segments, literal_only = _parse(pattern)
+    if literal_only:
+        target = pattern if "\\" not in pattern else _unescape(pattern)
+        return target.__eq__
+    return _program(segments).matcher()
+
+
+def glob_program(pattern: str) -> _Glob:
+    """The compiled segments of ``pattern``, whose :meth:`_Glob.run` counts steps.
+
+    Raises:
+        The errors of :func:`compile_glob`.
+    """
+    return _program(_parse(pattern)[0])
+
+
+def _program(segments: list[list[bytes]]) -> _Glob:
+    # every atom matches exactly one byte, so a segment's size is its atom count
+    return _Glob(segments, [len(seg) for seg in segments])
+
+
+def _parse(pattern: str) -> tuple[list[list[bytes]], bool]:
+    """The pattern's star-free segments (regex atoms) and whether it is a literal."""
     if not isinstance(pattern, str):
         raise TypeError(f"a glob pattern is a str, not {type(pattern).__name__}")
     p = pattern.encode("utf-8", "surrogatepass")
@@ -177,11 +233,7 @@ def compile_glob(pattern: str) -> Callable[[str], bool]:
         else:
             out.append(_byte(c))
         i += 1
-    if literal_only:
-        target = pattern if "\\" not in pattern else _unescape(pattern)
-        return target.__eq__
-    # every atom matches exactly one byte, so a segment's size is its atom count
-    return _Glob(segments, [len(seg) for seg in segments])
+    return segments, literal_only
 
 
 def _unescape(pattern: str) -> str:
