@@ -123,6 +123,8 @@ class TestMessages:
             _raw(k="pattern", d=["*a" * 600]),
             _raw(k="pattern", d=["a[b"]),
             _raw(d="keys"),
+            _raw(k=[]),  # unhashable: raised TypeError out of the listener
+            _raw(k={}),
             b"[" * 100_000 + b"]" * 100_000,
             b"\xff\xfe",
             12345,

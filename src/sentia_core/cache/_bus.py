@@ -167,7 +167,10 @@ class Bus:
         True)``: clear the L1 (the notice is then moot).
         """
         self.received += 1
-        notice = _parse(data)
+        try:
+            notice = _parse(data)
+        except Exception:  # a case _parse did not foresee: still only malformed
+            notice = None
         if notice is None:
             self.malformed += 1
             return None, False
@@ -285,6 +288,7 @@ def _parse(data: object) -> Notice | None:
         or len(publisher) > MAX_PUBLISHER
         or type(seq) is not int
         or not 1 <= seq <= MAX_INT
+        or type(kind) is not str
         or kind not in _KINDS
         or not isinstance(targets, list)
         or not all(isinstance(t, str) for t in targets)
