@@ -170,7 +170,7 @@ def test_steps_are_bounded_for_any_pattern(pattern: str, key: str) -> None:
 
 
 def test_patterns_longer_than_the_bound_are_refused_with_a_clear_error() -> None:
-    from sentia_core.cache import MAX_PATTERN_BYTES
+    from sentia_core.cache._glob import MAX_PATTERN_BYTES
 
     compile_glob("a" * MAX_PATTERN_BYTES)
     with pytest.raises(InvalidPatternError, match="longer than 1024 bytes"):

@@ -67,6 +67,15 @@ def test_a_string_at_the_services_index_does_not_block_registrations(
 _FAMILIES = ["hash", "leases", "index"]
 
 
+def _target(backend: RedisBackend, family: str, instance_id: str) -> str:
+    """The key of ``family`` for service ``svc`` and ``instance_id``."""
+    return {
+        "hash": backend._prefix("svc") + instance_id,
+        "leases": backend._leases("svc"),
+        "index": backend._index,
+    }[family]
+
+
 @_hostile
 @given(family=st.sampled_from(_FAMILIES), value=foreign_values)
 def test_foreign_data_under_any_registry_key_never_raises_and_recovers(
@@ -77,11 +86,7 @@ def test_foreign_data_under_any_registry_key_never_raises_and_recovers(
         backend = _backend(registry)
         kept = registry.register("other", "10.0.1.1:80")
         victim = registry.register("svc", "10.0.0.1:80")
-        target = {
-            "hash": backend._prefix("svc") + victim.id,
-            "leases": backend._leases("svc"),
-            "index": backend._index,
-        }[family]
+        target = _target(backend, family, victim.id)
         if value[0] != "zset" or family == "hash":  # a zset is what leases/index hold
             write(redis_client, target, value)
         # nothing raises, whatever is there
@@ -106,11 +111,7 @@ def test_a_foreign_type_is_counted_in_corrupt_records(redis_client: Any, family:
     with _registry(redis_client) as registry:
         backend = _backend(registry)
         victim = registry.register("svc", "10.0.0.1:80")
-        target = {
-            "hash": backend._prefix("svc") + victim.id,
-            "leases": backend._leases("svc"),
-            "index": backend._index,
-        }[family]
+        target = _target(backend, family, victim.id)
         write(redis_client, target, ("list", [b"x"]))
         backend.instances("svc")
         backend.services()

@@ -9,7 +9,7 @@ from ._async import AsyncCachedFunction, AsyncTieredCache
 from ._backend import AsyncCacheBackend, BackendWrite, CacheBackend, StoredBatch, StoredValue
 from ._codec import Codec, JsonSerializer, PickleSerializer, Serializer
 from ._errors import CorruptPayloadError, InvalidKeyError, PayloadError, UntrustedPayloadError
-from ._glob import MAX_PATTERN_BYTES, InvalidPatternError, compile_glob, escape_glob
+from ._glob import InvalidPatternError, compile_glob, escape_glob
 from ._policy import EvictionPolicy, LRUPolicy
 from ._tiered import CachedFunction, TieredCache
 from ._types import (
@@ -24,7 +24,6 @@ from ._types import (
 )
 
 __all__ = [
-    "MAX_PATTERN_BYTES",
     "AsyncCacheBackend",
     "AsyncCachedFunction",
     "AsyncTieredCache",

@@ -49,7 +49,7 @@ import itertools
 import json
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from ._glob import InvalidPatternError, compile_glob
 
@@ -303,4 +303,4 @@ def _parse(data: object) -> Notice | None:
             compile_glob(targets[0])
         except InvalidPatternError:
             return None
-    return Notice(kind, tuple(targets), publisher, seq, sent / 1000.0)
+    return Notice(cast(NoticeKind, kind), tuple(targets), publisher, seq, sent / 1000.0)
