@@ -105,6 +105,24 @@ def test_a_string_at_a_tag_key_is_repaired_not_journalled_forever(redis_client: 
         cache.close()
 
 
+def test_values_of_a_tag_whose_set_was_foreign_are_still_invalidated(
+    redis_client: Any,
+) -> None:
+    # issue 12: other processes kept serving the old value until redis_ttl
+    writer, reader = _cache(redis_client), _cache(redis_client)
+    try:
+        writer.set("a", 1, tags=("products",))
+        writer.set("b", 2, tags=("other", "products"))
+        writer.set("c", 3, tags=("other",))
+        redis_client.set(b"h:t:{products}", b"junk")  # the members are lost
+        assert writer.invalidate_tags("products") == 2  # found by their own tags
+        assert reader.get("a") is None and reader.get("b") is None
+        assert reader.get("c") == 3
+    finally:
+        writer.close()
+        reader.close()
+
+
 def test_a_lock_without_ttl_does_not_block_loads_forever(redis_client: Any) -> None:
     cache = _cache(redis_client, distributed_lock=True, lock_wait=0.05)
     try:
@@ -203,3 +221,24 @@ def test_a_batch_read_over_foreign_types_is_a_miss_for_those_keys_only(
         assert cache.stats().backend_errors == 0
     finally:
         cache.close()
+
+
+@pytest.mark.redis
+def test_a_foreign_tag_set_on_a_cluster_is_repaired_and_its_values_found(
+    cluster_client: Any,
+) -> None:
+    writer = TieredCache(
+        redis=cluster_client, redis_cluster=True, namespace="h", invalidation=False, max_items=0
+    )
+    try:
+        for i in range(20):  # spread over the slots
+            writer.set(f"k{i}", i, tags=("products",))
+        writer.set("kept", 1, tags=("other",))
+        cluster_client.set(b"h:t:{products}", b"junk")
+        assert writer.invalidate_tags("products") == 20
+        assert writer.get_many([f"k{i}" for i in range(20)]) == {}
+        assert writer.get("kept") == 1
+        s = writer.stats()
+        assert s.redis is not None and s.redis.corrupt_keys == 1 and not s.degraded
+    finally:
+        writer.close()

@@ -242,6 +242,35 @@ return {#m, redis.call('UNLINK', unpack(m))}
 """
 )
 
+#: UNLINK the value keys (KEYS) whose envelope lists one of the tags (ARGV):
+#: the fallback of a tag whose set was found foreign (its members are lost, so
+#: the values carrying it are found by their own tags); returns how many.
+TAGGED_SCRIPT = """
+local wanted = {}
+for i = 1, #ARGV do wanted[ARGV[i]] = true end
+local n = 0
+for _, k in ipairs(KEYS) do
+  if redis.call('TYPE', k)['ok'] == 'string' then
+    local h = redis.call('GETRANGE', k, 0, 10)
+    if string.len(h) == 11 and string.byte(h, 1) == 229 then
+      local size = string.byte(h, 10) * 256 + string.byte(h, 11)
+      local r = ''
+      if size > 0 then r = redis.call('GETRANGE', k, 11, 10 + size) end
+      local i = 1
+      while i + 1 <= string.len(r) do
+        local m = string.byte(r, i) * 256 + string.byte(r, i + 1)
+        if wanted[string.sub(r, i + 2, i + 1 + m)] then
+          n = n + redis.call('UNLINK', k)
+          break
+        end
+        i = i + 2 + m
+      end
+    end
+  end
+end
+return n
+"""
+
 #: Compare-and-delete: UNLINK the key only if it still holds exactly ARGV[1].
 CAS_DEL_SCRIPT = """
 if redis.call('TYPE', KEYS[1])['ok'] ~= 'string' then return 0 end
@@ -793,12 +822,15 @@ class Plan:
         # drain key -> members left (as of the move; another invalidation of the
         # same tag may pop some of them too, never add to a drain it is not in)
         live: dict[bytes, int] = {}
-        for dk, (card, fixed) in zip(drains, replies, strict=True):
+        lost: list[str] = []  # tags whose set was foreign: their members are unknown
+        for tag, dk, (card, fixed) in zip(tags, drains, replies, strict=True):
             self.corrupt_keys += int(fixed)
+            if fixed:
+                lost.append(tag)
             if card:
                 live[dk] = int(card)
         size = self.batch_size
-        count = 0
+        count = (yield from self._scan_tagged(lost)) if lost else 0
         if self._slot is None:  # one server: drain and delete inside Redis
             while live:
                 replies = yield Batch([("EVAL", DRAIN_SCRIPT, 1, dk, size) for dk in live])
@@ -851,6 +883,33 @@ class Plan:
                 self.pending.add("pattern", (pattern,))
             raise
         return n
+
+    def _scan_tagged(self, tags: list[str]) -> Plan_[int]:
+        """``SCAN`` every value of the namespace and delete those whose envelope
+        carries one of ``tags`` (rare: only after a tag set was found foreign)."""
+        nodes = (yield PRIMARIES) if self._slot is not None else [None]
+        match = _enc(self._qpattern) + b"v:{*"
+        wanted = [_enc(t) for t in tags]
+        count = 0
+        for node in nodes:
+            cursor = 0
+            while True:
+                scan = ("SCAN", cursor, "MATCH", match, "COUNT", self.scan_count)
+                (reply,) = yield Batch([scan], node=node)
+                if _is_error(reply):
+                    raise reply
+                cursor, found = _scan_reply(reply)
+                groups = self._by_slot(found)
+                if groups:
+                    cmds = [("EVAL", TAGGED_SCRIPT, len(g), *g, *wanted) for g in groups]
+                    replies = yield Batch(cmds)
+                    err = _first_error(replies)
+                    if err is not None:
+                        raise err
+                    count += sum(replies)
+                if cursor == 0:
+                    break
+        return count
 
     def _qlen_pattern(self, qpattern: str) -> int:
         # patterns arrive as escape_glob(namespace) + ":" + pattern
