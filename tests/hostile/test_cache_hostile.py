@@ -242,3 +242,24 @@ def test_a_foreign_tag_set_on_a_cluster_is_repaired_and_its_values_found(
         assert s.redis is not None and s.redis.corrupt_keys == 1 and not s.degraded
     finally:
         writer.close()
+
+
+def test_the_async_twin_reads_a_foreign_type_as_a_counted_miss() -> None:
+    import asyncio
+
+    import fakeredis
+
+    async def run() -> Any:
+        client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+        await client.rpush(b"h:v:{k}", b"x")
+        cache = AsyncTieredCache(redis=client, namespace=NS, invalidation=False, max_items=0)
+        assert await cache.get("k") is None
+        assert await cache.get_or_set("k", lambda: 5) == 5
+        assert await cache.get("k") == 5
+        stats = cache.stats()
+        await cache.aclose()
+        await client.aclose()
+        return stats
+
+    s = asyncio.run(run())
+    assert s.corrupt >= 1 and s.backend_errors == 0 and not s.degraded

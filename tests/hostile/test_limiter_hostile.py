@@ -125,3 +125,25 @@ def test_a_full_redis_decides_from_its_state_read_only(
     finally:
         limiter.close()
         client.close()
+
+
+def test_the_async_twin_repairs_a_poisoned_key_the_same_way() -> None:
+    import asyncio
+
+    import fakeredis
+
+    async def run() -> Any:
+        client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+        limiter = RateLimiter({"api": "3/minute"}, redis=client)
+        for _ in range(3):
+            await limiter.ahit("api", "over")
+        await client.rpush(_key("victim", "gcra"), b"x")
+        assert (await limiter.ahit("api", "victim")).allowed
+        assert not (await limiter.ahit("api", "over")).allowed
+        ttl = await client.pttl(_key("victim", "gcra"))
+        await limiter.aclose()
+        await client.aclose()
+        return limiter.stats(), ttl
+
+    stats, ttl = asyncio.run(run())
+    assert (stats.corrupt_keys, stats.redis_errors) == (1, 0) and ttl > 0
