@@ -55,10 +55,11 @@ else
   now = (tonumber(t[1]) - {TIME_BASE}) + tonumber(t[2]) / 1000000
 end
 local fixed = ''
-local kind = redis.call('TYPE', KEYS[1])['ok']
-if kind ~= 'none' and (kind ~= 'string' or redis.call('PTTL', KEYS[1]) == -1) then
-  redis.call('DEL', KEYS[1])
+local raw = redis.pcall('GET', KEYS[1])
+if type(raw) == 'table' or (raw and redis.call('PTTL', KEYS[1]) == -1) then
+  redis.call('DEL', KEYS[1])  -- another type, or no TTL: not ours
   fixed = 'R'
+  raw = false
 end
 local n = tonumber(ARGV[1])
 local cost = n
@@ -72,7 +73,7 @@ end
 _GCRA = (
     _NOW
     + """\
-local tat = tonumber(redis.call('GET', KEYS[1]))
+local tat = tonumber(raw)
 if not tat or not (tat >= now) or tat == math.huge then
   tat = now
 end
@@ -95,7 +96,6 @@ _SLIDING_WINDOW = (
     + """\
 local index = math.floor(now / {period})
 local prev, curr = 0, 0
-local raw = redis.call('GET', KEYS[1])
 if raw then
   local s, p, c = string.match(raw, '^(%S+) (%S+) (%S+)$')
   if s then
