@@ -231,12 +231,21 @@ def test_a_foreign_tag_set_on_a_cluster_is_repaired_and_its_values_found(
         redis=cluster_client, redis_cluster=True, namespace="h", invalidation=False, max_items=0
     )
     try:
-        for i in range(20):  # spread over the slots
-            writer.set(f"k{i}", i, tags=("products",))
+        from tests.cache.redis_helpers import eventually
+
+        keys = [f"k{i}" for i in range(20)]  # spread over the slots
+
+        def stored() -> bool:  # a just-created cluster may refuse a write at first
+            for i, k in enumerate(keys):
+                if writer.get(k) is None:
+                    writer.set(k, i, tags=("products",))
+            return len(writer.get_many(keys)) == 20
+
+        assert eventually(stored)
         writer.set("kept", 1, tags=("other",))
         cluster_client.set(b"h:t:{products}", b"junk")
         assert writer.invalidate_tags("products") == 20
-        assert writer.get_many([f"k{i}" for i in range(20)]) == {}
+        assert writer.get_many(keys) == {}
         assert writer.get("kept") == 1
         s = writer.stats()
         assert s.redis is not None and s.redis.corrupt_keys == 1 and not s.degraded
