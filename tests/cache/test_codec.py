@@ -160,6 +160,37 @@ class TestHostilePayloads:
         with pytest.raises(CorruptPayloadError, match="declare"):
             JSON.loads(bytes([0x80 | 3]) + frame)
 
+    def test_a_small_frame_decoding_to_millions_of_values_is_refused(self) -> None:
+        # issue 12, item 5: under max_decompressed_size, but 3M JSON values
+        from sentia_core.cache._codec import MAX_DECODED_ITEMS
+
+        body = b"[" + b"0," * (3 * MAX_DECODED_ITEMS) + b"0]"
+        bomb = bytes([0x80 | 1]) + _zstd(body)
+        assert len(bomb) < 10_000 and len(body) < JSON.max_decompressed_size
+        with pytest.raises(CorruptPayloadError, match="max_items"):
+            JSON.loads(bomb)
+        with pytest.raises(CorruptPayloadError, match="max_items"):
+            JSON.loads_many([bomb, JSON.dumps([1])])
+
+    def test_the_decoded_values_bound_is_a_parameter_and_exact_at_its_edge(self) -> None:
+        from sentia_core.cache import JsonSerializer
+
+        codec = Codec(JsonSerializer(max_items=100), compress_threshold=None)
+        assert codec.loads(codec.dumps(list(range(99)))) == list(range(99))  # 100 values
+        with pytest.raises(CorruptPayloadError):
+            codec.loads(codec.dumps(list(range(100))))
+        assert codec.loads(codec.dumps("x," * 200)) == "x," * 200  # a str is not JSON
+        with pytest.raises(ConfigError, match="max_items"):
+            JsonSerializer(max_items=0)
+
+    def test_an_empty_payload_in_a_batch_is_corrupt_not_an_index_error(self) -> None:
+        # issue 12, item 4: loads_many indexed the header of an empty payload
+        envelope = b"E" * 11
+        with pytest.raises(CorruptPayloadError):
+            JSON.loads_many([envelope + JSON.dumps(1), envelope], offset=11)
+        with pytest.raises(CorruptPayloadError):
+            JSON.loads_many([b""])
+
     def test_a_bomb_inside_a_signed_payload_is_still_bounded(self) -> None:
         codec = Codec(secret=SECRET, max_decompressed_size=4096)
         body = _zstd(b"z" * 10_000_000)

@@ -110,6 +110,22 @@ class TestMessages:
             _raw(k="pattern", d=["a", "b"]),
             _raw(p=5),
             _raw(t=1.5),
+            # issue 12, item 3: absurd but valid JSON
+            _raw(t=10**400),
+            _raw(s=10**400),
+            _raw(t=-5),
+            _raw(t="1"),
+            _raw(t=True),
+            _raw(s=True),
+            b'{"v": 1, "p": "x", "s": 1, "k": "keys", "d": [], "t": NaN}',
+            b'{"v": 1, "p": "x", "s": 1, "k": "keys", "d": [], "t": Infinity}',
+            _raw(p="x" * 65),
+            _raw(k="pattern", d=["*a" * 600]),
+            _raw(k="pattern", d=["a[b"]),
+            _raw(d="keys"),
+            _raw(k=[]),  # unhashable: raised TypeError out of the listener
+            _raw(k={}),
+            b"[" * 100_000 + b"]" * 100_000,
             b"\xff\xfe",
             12345,
             None,
@@ -117,8 +133,19 @@ class TestMessages:
     )
     def test_malformed_messages_are_counted_and_ignored(self, data: object) -> None:
         bus = _bus()
+        bus.receive(_msg("x", 1), 0.0, 1.0)
+        before = bus.last_delay
         assert bus.receive(data, 0.0, 0.0) == (None, False)
         assert bus.malformed == 1
+        assert bus.last_delay == before
+        # the sequence state is untouched: the next message in order is no gap
+        assert bus.receive(_msg("x", 2), 0.0, 1.0)[1] is False
+
+    def test_a_sender_with_a_skewed_clock_does_not_corrupt_last_delay(self) -> None:
+        bus = _bus()
+        notice, gap = bus.receive(_raw(t=0), 0.0, wall=1.7e9)
+        assert notice is not None and not gap  # still applied: it only drops entries
+        assert bus.last_delay is None
 
 
 class TestSequenceNumbers:

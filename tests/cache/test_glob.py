@@ -124,3 +124,79 @@ def test_the_l1_matches_exactly_what_redis_scan_matches(real_redis: Any, pattern
     redis_says = {k.decode() for k in real_redis.scan_iter(match=pattern.encode(), count=1000)}
     match = compile_glob(pattern)
     assert {k for k in _KEYS if match(k)} == redis_says, pattern
+
+
+# -- bounded work: no pattern makes one key cost more than len(key) x len(pattern) --
+
+#: patterns built to make a backtracking matcher explode (issue 12, item 1)
+_ADVERSARIAL = st.builds(
+    lambda stars, lit, tail: f"*{lit}" * stars + "*" + tail,
+    st.integers(1, 40),
+    st.sampled_from(["a", "?", "[a]", "[^b]", "aa", "a?"]),
+    st.sampled_from(["b", "", "?b", "[b]"]),
+)
+
+
+def _steps(pattern: str, key: str) -> tuple[bool, int]:
+    from sentia_core.cache._glob import glob_program
+
+    matched, steps = glob_program(pattern).run(key.encode("utf-8", "surrogatepass"))
+    assert matched == compile_glob(pattern)(key)  # the fast shapes agree with it
+    return matched, steps
+
+
+@given(_ADVERSARIAL, st.integers(0, 400), st.sampled_from(["c", "", "b", "ab"]))
+def test_adversarial_patterns_run_in_bounded_steps(pattern: str, n: int, tail: str) -> None:
+    key = "a" * n + tail
+    _, steps = _steps(pattern, key)
+    size = len(pattern.encode())
+    assert steps <= (len(key) + 1) * (size + 1)
+
+
+def test_the_reported_pattern_costs_a_handful_of_steps() -> None:
+    # issue 12: "*a"*7 + "*b" against a 54-byte key took seconds with a regex
+    matched, steps = _steps("*a" * 7 + "*b", "a" * 53 + "c")
+    assert not matched
+    assert steps <= 54 * 16
+
+
+@given(patterns, keys)
+def test_steps_are_bounded_for_any_pattern(pattern: str, key: str) -> None:
+    try:
+        _, steps = _steps(pattern, key)
+    except InvalidPatternError:
+        return
+    assert steps <= (len(key.encode()) + 1) * (len(pattern.encode()) + 1)
+
+
+def test_patterns_longer_than_the_bound_are_refused_with_a_clear_error() -> None:
+    from sentia_core.cache._glob import MAX_PATTERN_BYTES
+
+    compile_glob("a" * MAX_PATTERN_BYTES)
+    with pytest.raises(InvalidPatternError, match="longer than 1024 bytes"):
+        compile_glob("a" * (MAX_PATTERN_BYTES + 1))
+    with pytest.raises(InvalidPatternError):
+        compile_glob("é" * (MAX_PATTERN_BYTES // 2 + 1))  # bytes, not characters
+
+
+@pytest.mark.redis
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=60)
+@given(
+    pattern=st.one_of(patterns, _ADVERSARIAL),
+    generated=st.lists(st.text(alphabet="ab:?*[]\\-é", max_size=24), min_size=1, max_size=12),
+)
+def test_generated_keys_match_exactly_what_redis_scan_matches(
+    real_redis: Any, pattern: str, generated: list[str]
+) -> None:
+    try:
+        match = compile_glob(pattern)
+    except InvalidPatternError:
+        return
+    real_redis.flushdb()
+    real_redis.mset({"k:" + k: b"1" for k in generated})
+    qualified = "k:" + pattern
+    redis_says = {
+        k.decode("utf-8", "surrogatepass")[2:]
+        for k in real_redis.scan_iter(match=qualified.encode(), count=1000)
+    }
+    assert {k for k in set(generated) if match(k)} == redis_says, pattern

@@ -337,14 +337,19 @@ class TestHostileData:
         assert s.corrupt >= 1
         assert s.backend_errors == 0
 
-    def test_a_key_of_another_type_is_a_counted_error_not_an_exception(
+    def test_a_key_of_another_type_is_a_counted_corrupt_value_not_an_exception(
         self, make: Callable[..., TieredCache], raw: Any
     ) -> None:
+        # issue 12, item 2: WRONGTYPE is corrupt data about one key, not an outage
         cache = make()
         raw.rpush(_vkey("k"), b"x")
         assert cache.get("k") is None
         assert cache.get_or_set("k", lambda: 1) == 1
-        assert cache.stats().backend_errors >= 1
+        s = cache.stats()
+        assert s.corrupt >= 1 and s.backend_errors == 0 and not s.degraded
+        assert s.redis is not None and s.redis.corrupt_keys >= 1
+        assert raw.type(_vkey("k")) == b"string"  # the write replaced it
+        assert make(max_items=0).get("k") == 1
 
     def test_an_unsigned_pickle_is_never_unpickled(
         self, make: Callable[..., TieredCache], raw: Any

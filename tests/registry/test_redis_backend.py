@@ -7,7 +7,7 @@ import json
 import pytest
 from hypothesis import given
 
-from sentia_core.errors import BackendError, BackendUnavailableError, ConfigError
+from sentia_core.errors import BackendUnavailableError, ConfigError
 from sentia_core.registry import HealthStatus, Instance, RedisBackend
 from sentia_core.registry._redis_backend import parse_instance
 from tests._servers import free_port
@@ -75,13 +75,14 @@ def test_parse_instance_never_raises_on_any_hash(fields: dict[str, str]) -> None
         assert all(isinstance(k, str) and isinstance(v, str) for k, v in parsed.metadata.items())
 
 
-def test_a_key_of_the_wrong_type_is_a_backend_error_not_a_crash(fake_redis: object) -> None:
+def test_a_key_of_the_wrong_type_is_corrupt_data_not_a_backend_error(fake_redis: object) -> None:
+    # issue 12, item 2: WRONGTYPE is about one key, never an outage
     backend = RedisBackend(fake_redis, namespace="ns")
     fake_redis.set("ns:{svc}:leases", "i am a string")  # type: ignore[attr-defined]
-    with pytest.raises(BackendError):
-        backend.instances("svc")
-    with pytest.raises(BackendError):
-        backend.register(inst(), 30)
+    assert backend.instances("svc") == []
+    assert backend.corrupt_records == 1
+    registered = backend.register(inst(), 30)
+    assert [i.id for i in backend.instances("svc")] == [registered.id]
 
 
 def test_an_unreachable_server_is_backend_unavailable() -> None:

@@ -169,8 +169,12 @@ local function nowsec() return math.floor(now() / 1000) end
 -- The state is one string (one GET, one SET): state|gen|open_until|trips|opened|consec|
 -- calls|fail|slow|pos|head|trial_ok|changed_at|next_permit|reason
 local raw = redis.pcall('GET', H)
+local h_foreign = false
 if type(raw) ~= 'string' then
-  if type(raw) == 'table' then redis.call('DEL', H) end  -- a foreign value: replace it
+  if type(raw) == 'table' then  -- a foreign value: replace it
+    redis.call('DEL', H)
+    h_foreign = true
+  end
   raw = ''
 end
 local f = {}
@@ -198,6 +202,35 @@ if changed_at < 0 or changed_at > 1e15 then changed_at = 0 end
 if calls < 0 or fail < 0 or slow < 0 or calls > 2^40 then
   calls, fail, slow, pos, head = 0, 0, 0, 0, -1
   redis.call('DEL', W)
+end
+
+-- A window or permit key holding another type (someone else's data, or a
+-- process with another window_type) is corrupt: it is deleted the first time
+-- the operation touches it, its counts restart, and the reply says 'R' so the
+-- client counts it. Never an error: one bad key must not make every process
+-- sharing the breaker fall back to local decisions.
+local fixed = h_foreign
+local function foreign(k, want)
+  local t = redis.call('TYPE', k)['ok']
+  if t ~= 'none' and t ~= want then
+    redis.call('DEL', k)
+    fixed = true
+    return true
+  end
+  return false
+end
+local w_checked, p_checked = false, false
+local function wcheck()
+  if w_checked then return end
+  w_checked = true
+  local want = 'hash'
+  if wtype == 'count' then want = 'string' end
+  if foreign(W, want) then calls, fail, slow, pos, head = 0, 0, 0, 0, -1 end
+end
+local function pcheck()
+  if p_checked then return end
+  p_checked = true
+  foreign(P, 'zset')
 end
 
 local function clear_window()
@@ -235,6 +268,7 @@ local function trip(trigger, why)
 end
 
 local function advance(sec)
+  wcheck()
   if sec <= head then return end
   if head >= 0 then
     if sec - head >= wsize then
@@ -257,6 +291,7 @@ local function advance(sec)
 end
 
 local function record(outcome)
+  wcheck()
   local bf, bs = outcome % 2, math.floor(outcome / 2) % 2
   if wtype == 'count' then
     if pos >= wsize then pos = 0 end
@@ -310,6 +345,7 @@ if op == 'acquire' then
     move('reset_timeout_elapsed', 'reset_timeout elapsed')
   end
   if state == 'half_open' then
+    pcheck()
     redis.call('ZREMRANGEBYSCORE', P, '-inf', now())
     if redis.call('ZCARD', P) < ho_max then
       next_permit = next_permit + 1
@@ -321,6 +357,7 @@ if op == 'acquire' then
 elseif op == 'record' then
   local outcome, dgen, dpermit = num(ARGV[2], -1), num(ARGV[3], -1), num(ARGV[4], 0)
   if dpermit > 0 then
+    pcheck()
     redis.call('ZREMRANGEBYSCORE', P, '-inf', now())
     local removed = redis.call('ZREM', P, dpermit)
     if removed == 1 and dgen == gen and state == 'half_open' and outcome >= 0 then
@@ -367,7 +404,9 @@ if p_touched then redis.call('PEXPIRE', P, ttl_ms) end
 local retry = 0
 if state == 'open' then retry = math.max(0, open_until - now()) end
 -- One string, not an array: the client parses one bulk reply instead of eleven.
-return table.concat({state, gen, string.format('%.0f', retry), permit, calls, fail, slow,
+local mark = ''
+if fixed then mark = 'R' end
+return mark .. table.concat({state, gen, string.format('%.0f', retry), permit, calls, fail, slow,
   consec, opened, string.format('%.0f', changed_at), reason}, '|')
 """
 
@@ -376,6 +415,7 @@ LUA_SCRIPT = _LUA_TEMPLATE.replace("__TRANSITIONS__", _lua_transitions())
 
 
 _STATES = {state.value.encode(): state for state in BreakerState}
+_REPAIRED = (b"R", "R")
 
 
 def parse_reply(raw: Any) -> StoreReply:
@@ -481,6 +521,8 @@ class RedisStateStore:
         self._lock = threading.Lock()
         self._statics: dict[int, tuple[BreakerConfig, list[str], str]] = {}
         self._script: Any = None
+        #: window or permit keys found holding another Redis type (deleted)
+        self.corrupt_keys = 0
         if self._client is not None:
             self._script = self._client.register_script(LUA_SCRIPT)
 
@@ -535,7 +577,15 @@ class RedisStateStore:
         if self._script is None:
             raise RuntimeError("this RedisStateStore has no synchronous client")
         keys, args = self._args(config, request)
-        return parse_reply(self._script(keys=keys, args=args))
+        return parse_reply(self._repaired(self._script(keys=keys, args=args)))
+
+    def _repaired(self, raw: Any) -> Any:
+        """Count (and strip) the script's mark of a foreign key it removed."""
+        if isinstance(raw, (bytes, str)) and raw[:1] in _REPAIRED:
+            with self._lock:
+                self.corrupt_keys += 1
+            return raw[1:]
+        return raw
 
     def _loop_script(self) -> Any:
         """The async script object for the running loop (None: use the sync client)."""
@@ -558,7 +608,7 @@ class RedisStateStore:
         if script is None:
             return await asyncio.to_thread(self.execute, config, request)
         keys, args = self._args(config, request)
-        return parse_reply(await script(keys=keys, args=args))
+        return parse_reply(self._repaired(await script(keys=keys, args=args)))
 
     def close(self) -> None:
         """Close the clients this store made from a URL."""

@@ -33,7 +33,14 @@ propagation delay while the channel is up, and otherwise at most
 
 Messages are JSON (keys may be any ``str``, lone surrogates included) and
 parsed defensively: anyone who can publish on the channel can only make
-caches drop entries, never store or run anything.
+caches drop entries, never store or run anything. A message that is not
+exactly what :meth:`Bus.message` builds (wrong types, a sequence number or
+timestamp out of range, a publisher id longer than ``MAX_PUBLISHER``, a
+pattern that does not compile or is longer than ``MAX_PATTERN_BYTES``, more
+than ``MAX_MESSAGE`` bytes) is counted in ``malformed`` and ignored: it
+neither drops the subscription nor clears the L1. A delay above
+``MAX_DELAY`` seconds (a sender whose clock is off) is not taken into
+``last_delay``.
 """
 
 from __future__ import annotations
@@ -42,7 +49,9 @@ import itertools
 import json
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
+
+from ._glob import InvalidPatternError, compile_glob
 
 __all__ = ["Bus", "Notice", "NoticeKind"]
 
@@ -52,6 +61,15 @@ _KINDS = frozenset(("keys", "tags", "pattern", "clear"))
 
 #: A jump in one publisher's numbers larger than this is a gap at once.
 MAX_REORDER = 256
+
+#: The largest message parsed (bytes).
+MAX_MESSAGE = 64 * 1024 * 1024
+#: Sequence numbers and timestamps (ms) beyond this are malformed.
+MAX_INT = 2**63 - 1
+#: Publisher ids longer than this are malformed (ours are 16 characters).
+MAX_PUBLISHER = 64
+#: A delivery delay above this (seconds) is a skewed clock, not a delay.
+MAX_DELAY = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,14 +167,19 @@ class Bus:
         True)``: clear the L1 (the notice is then moot).
         """
         self.received += 1
-        notice = _parse(data)
+        try:
+            notice = _parse(data)
+        except Exception:  # a case _parse did not foresee: still only malformed
+            notice = None
         if notice is None:
             self.malformed += 1
             return None, False
         if notice.publisher == self.publisher_id:
             return None, False
         self.applied += 1
-        self.last_delay = max(0.0, wall - notice.sent_at)
+        delay = wall - notice.sent_at
+        if delay <= MAX_DELAY:
+            self.last_delay = max(0.0, delay)
         return notice, self._track(notice.publisher, notice.seq, now)
 
     def _track(self, publisher: str, seq: int, now: float) -> bool:
@@ -247,11 +270,11 @@ class Bus:
 
 
 def _parse(data: object) -> Notice | None:
-    if not isinstance(data, (bytes, bytearray, str)) or len(data) > 64 * 1024 * 1024:
+    if not isinstance(data, (bytes, bytearray, str)) or len(data) > MAX_MESSAGE:
         return None
     try:
         body = json.loads(data)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+    except (ValueError, UnicodeDecodeError, RecursionError, OverflowError):
         return None
     if not isinstance(body, dict) or body.get("v") != 1:
         return None
@@ -262,14 +285,22 @@ def _parse(data: object) -> Notice | None:
     sent = body.get("t")
     if (
         not isinstance(publisher, str)
+        or len(publisher) > MAX_PUBLISHER
         or type(seq) is not int
-        or seq < 1
+        or not 1 <= seq <= MAX_INT
+        or type(kind) is not str
         or kind not in _KINDS
         or not isinstance(targets, list)
         or not all(isinstance(t, str) for t in targets)
         or type(sent) is not int
+        or not 0 <= sent <= MAX_INT
     ):
         return None
-    if kind == "pattern" and len(targets) != 1:
-        return None
-    return Notice(kind, tuple(targets), publisher, seq, sent / 1000.0)
+    if kind == "pattern":
+        if len(targets) != 1:
+            return None
+        try:
+            compile_glob(targets[0])
+        except InvalidPatternError:
+            return None
+    return Notice(cast(NoticeKind, kind), tuple(targets), publisher, seq, sent / 1000.0)

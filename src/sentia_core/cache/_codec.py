@@ -71,6 +71,7 @@ __all__ = [
     "FORMAT_JSON",
     "FORMAT_PICKLE",
     "FORMAT_STR",
+    "MAX_DECODED_ITEMS",
     "Codec",
     "JsonSerializer",
     "PickleSerializer",
@@ -340,24 +341,46 @@ def _from_fields(target: type) -> Callable[[Any], Any]:
     return decode
 
 
+#: The most JSON values one payload may decode to (see :class:`JsonSerializer`).
+MAX_DECODED_ITEMS = 1_000_000
+
+
+def _json_items(data: bytes) -> int:
+    """An upper bound on the JSON values in ``data``: every value but the first
+    follows a ``,`` or opens an array or object (separators inside strings
+    count too, so this errs high)."""
+    return data.count(b",") + data.count(b"[") + data.count(b"{") + 1
+
+
 class JsonSerializer:
     """The safe default: tagged JSON (see the module docstring for the types).
 
     Args:
         types: your own classes (dataclasses, pydantic models, attrs classes)
             or :class:`TypeCodec` entries, written and read by their fields.
+        max_items: the most JSON values one body may hold (an upper bound
+            counted from its ``,``, ``[`` and ``{`` before decoding, and only
+            for bodies longer than ``max_items`` bytes, so small bodies pay
+            nothing). A small zstd frame can inflate to tens of MiB of
+            ``[0,0,...]``, which decodes to hundreds of MiB of objects: this
+            bounds that work. A body above it fails to decode (a corrupt
+            payload: a counted miss).
 
     Raises:
-        ConfigError: an entry is neither, or two share a class or a tag.
+        ConfigError: an entry is neither, or two share a class or a tag; a
+            bad ``max_items``.
     """
 
     format_id = FORMAT_JSON
     safe = True
 
-    __slots__ = ("_by_tag", "_decoder", "_encoder", "_types")
+    __slots__ = ("_by_tag", "_decoder", "_encoder", "_max_items", "_types")
 
-    def __init__(self, types: Iterable[type | TypeCodec] = ()) -> None:
+    def __init__(
+        self, types: Iterable[type | TypeCodec] = (), *, max_items: int = MAX_DECODED_ITEMS
+    ) -> None:
         self._encoder = _json_encoder()
+        self._max_items = check_int("max_items", max_items, minimum=1)
         registry: dict[type, TypeCodec] = {}
         by_tag: dict[str, TypeCodec] = {}
         for entry in types:
@@ -402,6 +425,9 @@ class JsonSerializer:
             raise SerializationError(f"cannot encode value: {exc}") from exc
 
     def loads(self, data: bytes) -> Any:
+        limit = self._max_items
+        if len(data) > limit and _json_items(data) > limit:
+            raise ValueError(f"more than {limit} JSON values (max_items)")
         return self._decoder(data.decode("ascii"))
 
     def __repr__(self) -> str:
@@ -737,7 +763,10 @@ class Codec:
             PayloadError: as :meth:`loads`, for the first bad payload.
         """
         if self._signer is None and raws:
-            heads = {r[offset] for r in raws}
+            try:
+                heads = {r[offset] for r in raws}
+            except IndexError:  # an empty payload: corrupt, reported item by item below
+                heads = set()
             if len(heads) == 1:
                 header = heads.pop()
                 start = offset + 1

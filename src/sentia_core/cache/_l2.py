@@ -88,6 +88,9 @@ __all__ = [
 T = TypeVar("T")
 
 
+#: replays in a row failing for a data reason before the journal drops them
+MAX_REPLAY_TRIES = 3
+
 #: value keys remembered (the encoding of a hot key is built once)
 VKEY_CACHE = 8192
 
@@ -118,9 +121,32 @@ class L2WriteError(BackendError):
 
 
 # -- scripts (each touches the keys of one slot) --------------------------------
+#
+# A key of ours holding another type (a list at a value key, a string at a tag
+# key: someone else's data, or a bug elsewhere) is corrupt data about that one
+# key, never an outage: every script checks the type first, removes a foreign
+# value (``_FOREIGN``) and goes on, and says so by returning ``REPAIRED`` (or a
+# flag) so that the client counts it (``RedisStats.corrupt_keys``).
+
+#: A script's reply meaning "a foreign value was removed from the key".
+REPAIRED = -1
+
+_FOREIGN = """
+local function foreign(k, want)
+  local t = redis.call('TYPE', k)['ok']
+  if t ~= 'none' and t ~= want then redis.call('UNLINK', k) return true end
+  return false
+end
+"""
 
 #: Replace a value; return the old value's tags region ('' none), or nil if absent.
-SET_SCRIPT = """
+SET_SCRIPT = (
+    _FOREIGN
+    + """
+if foreign(KEYS[1], 'string') then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return -1
+end
 local h = redis.call('GETRANGE', KEYS[1], 0, 10)
 local old = false
 if string.len(h) == 11 and string.byte(h, 1) == 229 then
@@ -130,9 +156,13 @@ end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return old
 """
+)
 
 #: Delete a value; return its tags region ('' none), or nil if it was absent.
-DEL_SCRIPT = """
+DEL_SCRIPT = (
+    _FOREIGN
+    + """
+if foreign(KEYS[1], 'string') then return -1 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 local h = redis.call('GETRANGE', KEYS[1], 0, 10)
 local old = ''
@@ -143,9 +173,13 @@ end
 redis.call('UNLINK', KEYS[1])
 return old
 """
+)
 
 #: Add members (ARGV[2..]) expiring in ARGV[1] ms; trim expired ones; TTL = max score.
-TAG_SCRIPT = """
+TAG_SCRIPT = (
+    _FOREIGN
+    + """
+local fixed = foreign(KEYS[1], 'zset')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local exp = now + tonumber(ARGV[1])
@@ -153,11 +187,19 @@ for i = 2, #ARGV do redis.call('ZADD', KEYS[1], exp, ARGV[i]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 if top[2] then redis.call('PEXPIREAT', KEYS[1], math.floor(tonumber(top[2])) + 1000) end
+if fixed then return -1 end
 return 1
 """
+)
 
-#: Move a tag's set into its drain key (merging with a drain in progress); its size.
-MOVE_SCRIPT = """
+#: Move a tag's set into its drain key (merging with a drain in progress);
+#: returns {its size, foreign values removed}.
+MOVE_SCRIPT = (
+    _FOREIGN
+    + """
+local fixed = 0
+if foreign(KEYS[1], 'zset') then fixed = fixed + 1 end
+if foreign(KEYS[2], 'zset') then fixed = fixed + 1 end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('EXISTS', KEYS[2]) == 0 then
     redis.call('RENAME', KEYS[1], KEYS[2])
@@ -171,34 +213,87 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
     redis.call('PEXPIRE', KEYS[2], ttl)
   end
 end
-return redis.call('ZCARD', KEYS[2])
+return {redis.call('ZCARD', KEYS[2]), fixed}
 """
+)
 
 #: Pop up to ARGV[1] members of a drain key.
-POP_SCRIPT = """
+POP_SCRIPT = (
+    _FOREIGN
+    + """
+if foreign(KEYS[1], 'zset') then return {} end
 local m = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
 if #m > 0 then redis.call('ZREM', KEYS[1], unpack(m)) end
 return m
 """
+)
 
 #: Standalone Redis only: pop up to ARGV[1] members of a drain key and UNLINK
 #: them right there (no round trip of the names); returns {popped, unlinked}.
 #: A cluster cannot: the members live in other slots (it pops, then unlinks).
-DRAIN_SCRIPT = """
+DRAIN_SCRIPT = (
+    _FOREIGN
+    + """
+if foreign(KEYS[1], 'zset') then return {0, 0} end
 local m = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
 if #m == 0 then return {0, 0} end
 redis.call('ZREM', KEYS[1], unpack(m))
 return {#m, redis.call('UNLINK', unpack(m))}
 """
+)
+
+#: UNLINK the value keys (KEYS) whose envelope lists one of the tags (ARGV):
+#: the fallback of a tag whose set was found foreign (its members are lost, so
+#: the values carrying it are found by their own tags); returns how many.
+TAGGED_SCRIPT = """
+local wanted = {}
+for i = 1, #ARGV do wanted[ARGV[i]] = true end
+local n = 0
+for _, k in ipairs(KEYS) do
+  if redis.call('TYPE', k)['ok'] == 'string' then
+    local h = redis.call('GETRANGE', k, 0, 10)
+    if string.len(h) == 11 and string.byte(h, 1) == 229 then
+      local size = string.byte(h, 10) * 256 + string.byte(h, 11)
+      local r = ''
+      if size > 0 then r = redis.call('GETRANGE', k, 11, 10 + size) end
+      local i = 1
+      while i + 1 <= string.len(r) do
+        local m = string.byte(r, i) * 256 + string.byte(r, i + 1)
+        if wanted[string.sub(r, i + 2, i + 1 + m)] then
+          n = n + redis.call('UNLINK', k)
+          break
+        end
+        i = i + 2 + m
+      end
+    end
+  end
+end
+return n
+"""
 
 #: Compare-and-delete: UNLINK the key only if it still holds exactly ARGV[1].
 CAS_DEL_SCRIPT = """
+if redis.call('TYPE', KEYS[1])['ok'] ~= 'string' then return 0 end
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('UNLINK', KEYS[1]) end
 return 0
 """
 
+#: Take a load lock for ARGV[2] ms: 1 taken, 0 held by someone, -1 taken after
+#: removing a foreign value (another type, or a string without a TTL: every
+#: lock of ours has one, so it would otherwise be held forever).
+LOCK_SCRIPT = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('TYPE', KEYS[1])['ok'] == 'string' and redis.call('PTTL', KEYS[1]) >= 0 then
+  return 0
+end
+redis.call('UNLINK', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return -1
+"""
+
 #: Release a lock only if it still holds our token.
 RELEASE_SCRIPT = """
+if redis.call('TYPE', KEYS[1])['ok'] ~= 'string' then return 0 end
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
@@ -210,6 +305,41 @@ def _enc(s: str) -> bytes:
 
 def _dec(b: bytes) -> str:
     return b.decode("utf-8", "surrogatepass")
+
+
+def is_wrong_type(error: BaseException) -> bool:
+    """Whether ``error`` is Redis's ``WRONGTYPE`` reply (data, not an outage)."""
+    return isinstance(error, Exception) and str(error).startswith("WRONGTYPE")
+
+
+def is_data_error(error: BaseException) -> bool:
+    """Whether ``error`` (or what it wraps) is an error reply about the data
+    (``WRONGTYPE``, ``ERR ...``): retrying will not help, unlike a connection
+    error, ``OOM``, ``BUSY``, ``LOADING`` or a cluster redirection.
+
+    redis-py strips the reply's code and raises a subclass for every code it
+    knows (``OutOfMemoryError``, ``ReadOnlyError``...): what is left as a plain
+    ``ResponseError`` is an ``ERR`` or ``WRONGTYPE`` reply.
+    """
+    from redis.exceptions import ResponseError
+
+    seen: BaseException | None = error
+    for _ in range(4):
+        if seen is None:
+            return False
+        if type(seen) is ResponseError:
+            return not str(seen).startswith("OOM")
+        seen = seen.__cause__
+    return False
+
+
+def is_oom(error: BaseException) -> bool:
+    """Whether ``error`` is Redis's ``OOM`` reply (maxmemory reached)."""
+    from redis.exceptions import OutOfMemoryError
+
+    return isinstance(error, OutOfMemoryError) or (
+        isinstance(error, Exception) and str(error).startswith("OOM")
+    )
 
 
 def _is_error(reply: object) -> bool:
@@ -250,6 +380,28 @@ class Pending:
         self._snap = _Snapshot()
         #: True while non-empty (read without the lock on every Redis call)
         self.waiting = False
+        #: replays in a row that failed for a data reason
+        self.tries = 0
+        #: items given up after MAX_REPLAY_TRIES such failures
+        self.dropped = 0
+
+    def give_up(self, snap: _Snapshot, error: BaseException) -> bool:
+        """After a failed replay of ``snap``: whether to drop it for good.
+
+        Only a failure for a data reason (an error reply such as
+        ``WRONGTYPE``, never a connection error nor ``OOM``) counts, and only
+        :data:`MAX_REPLAY_TRIES` in a row drop it: an item no replay can ever
+        complete must not keep the cache degraded forever.
+        """
+        if not is_data_error(error):
+            return False
+        with self._lock:
+            self.tries += 1
+            if self.tries < MAX_REPLAY_TRIES:
+                return False
+            self.tries = 0
+            self.dropped += int(snap.clear) + len(snap.keys) + len(snap.tags) + len(snap.patterns)
+            return True
 
     def add(self, kind: NoticeKind, items: Iterable[str]) -> None:
         """Remember an invalidation of ``kind`` that did not (surely) reach Redis."""
@@ -338,6 +490,8 @@ class Plan:
         self.batch_size = batch_size
         self.scan_count = scan_count
         self.pending = Pending(pending_limit)
+        #: foreign values found under keys of ours (removed, or read as a miss)
+        self.corrupt_keys = 0
         self._qlen = len(namespace) + 1
         self._vprefix = _enc(f"{namespace}:v:{{")
         self._vplen = len(self._vprefix)
@@ -534,6 +688,8 @@ class Plan:
             if _is_error(reply):
                 failed[vkeys[i]] = users[i]
                 error = error or reply
+            elif reply == REPAIRED:
+                self.corrupt_keys += 1
             elif reply:
                 try:
                     old = decode_tags(reply)
@@ -548,6 +704,8 @@ class Plan:
                 error = error or reply
                 for vk in ms:
                     failed[vk] = self._user_key(vk)
+            elif reply == REPAIRED:
+                self.corrupt_keys += 1
         published = len(replies) == n + len(members) or not _is_error(replies[-1])
         if not (failed or stale or not published):
             return
@@ -587,6 +745,9 @@ class Plan:
                     self.pending.add("keys", (user,))
                 continue
             if reply is None:
+                continue
+            if reply == REPAIRED:  # a foreign value, removed: not an entry of ours
+                self.corrupt_keys += 1
                 continue
             existed += 1
             if reply:
@@ -660,9 +821,16 @@ class Plan:
             raise err
         # drain key -> members left (as of the move; another invalidation of the
         # same tag may pop some of them too, never add to a drain it is not in)
-        live = {dk: int(card) for dk, card in zip(drains, replies, strict=True) if card}
+        live: dict[bytes, int] = {}
+        lost: list[str] = []  # tags whose set was foreign: their members are unknown
+        for tag, dk, (card, fixed) in zip(tags, drains, replies, strict=True):
+            self.corrupt_keys += int(fixed)
+            if fixed:
+                lost.append(tag)
+            if card:
+                live[dk] = int(card)
         size = self.batch_size
-        count = 0
+        count = (yield from self._scan_tagged(lost)) if lost else 0
         if self._slot is None:  # one server: drain and delete inside Redis
             while live:
                 replies = yield Batch([("EVAL", DRAIN_SCRIPT, 1, dk, size) for dk in live])
@@ -715,6 +883,33 @@ class Plan:
                 self.pending.add("pattern", (pattern,))
             raise
         return n
+
+    def _scan_tagged(self, tags: list[str]) -> Plan_[int]:
+        """``SCAN`` every value of the namespace and delete those whose envelope
+        carries one of ``tags`` (rare: only after a tag set was found foreign)."""
+        nodes = (yield PRIMARIES) if self._slot is not None else [None]
+        match = _enc(self._qpattern) + b"v:{*"
+        wanted = [_enc(t) for t in tags]
+        count = 0
+        for node in nodes:
+            cursor = 0
+            while True:
+                scan = ("SCAN", cursor, "MATCH", match, "COUNT", self.scan_count)
+                (reply,) = yield Batch([scan], node=node)
+                if _is_error(reply):
+                    raise reply
+                cursor, found = _scan_reply(reply)
+                groups = self._by_slot(found)
+                if groups:
+                    cmds = [("EVAL", TAGGED_SCRIPT, len(g), *g, *wanted) for g in groups]
+                    replies = yield Batch(cmds)
+                    err = _first_error(replies)
+                    if err is not None:
+                        raise err
+                    count += sum(replies)
+                if cursor == 0:
+                    break
+        return count
 
     def _qlen_pattern(self, qpattern: str) -> int:
         # patterns arrive as escape_glob(namespace) + ":" + pattern
@@ -799,16 +994,36 @@ class Plan:
                 for pattern in snap.patterns:
                     yield from self.invalidate_pattern(self._qpattern + pattern, record=False)
                     done.append(("pattern", (pattern,)))
-        except BaseException:
+        except BaseException as exc:
+            if self.pending.give_up(snap, exc):
+                return done
             self.pending.restore(snap)
             raise
+        self.pending.tries = 0
         return done
 
     # -- distributed single-flight ----------------------------------------------------
 
     def lock_command(self, qkey: str, token: bytes, ttl: float) -> tuple[Any, ...]:
-        """``SET ns:l:{key} token NX PX ttl``: True if the lock was taken."""
-        return ("SET", self.lock_key(qkey), token, "NX", "PX", self._px(ttl))
+        """Take ``ns:l:{key}`` for ``ttl`` (``SET NX PX``, repairing a foreign
+        value); :meth:`lock_taken` reads the reply."""
+        return ("EVAL", LOCK_SCRIPT, 1, self.lock_key(qkey), token, self._px(ttl))
+
+    def lock_taken(self, reply: object) -> bool:
+        """Whether :meth:`lock_command`'s reply means the lock is ours (counts repairs)."""
+        if reply == REPAIRED:
+            self.corrupt_keys += 1
+            return True
+        return reply == 1
+
+    def wrong_type(self, error: BaseException) -> StoredValue | None:
+        """A ``GET`` that failed because the key holds another type: a corrupt
+        value (counted by the cache as one, a miss), or None if ``error`` is
+        something else (the caller re-raises it)."""
+        if not is_wrong_type(error):
+            return None
+        self.corrupt_keys += 1
+        return StoredValue(b"", 0.0, (), CorruptPayloadError(f"not a value of ours: {error}"))
 
     def unlock_command(self, qkey: str, token: bytes) -> tuple[Any, ...]:
         """Release the lock if it still holds ``token``."""

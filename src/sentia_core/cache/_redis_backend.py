@@ -226,7 +226,11 @@ class _RedisBase:
             self.sink.flush_l1()
             self.l1_flushes += 1
         elif notice is not None:
-            self.sink.apply_remote(notice.kind, notice.targets)
+            try:
+                self.sink.apply_remote(notice.kind, notice.targets)
+            except Exception as exc:  # one message must never cost the subscription
+                self.bus.malformed += 1
+                _log.warning("cache %s: invalidation not applied: %r", self.plan.namespace, exc)
 
     def _tick(self, now: float) -> bool:
         """Per-tick checks; returns whether to ping. Raises when the channel went silent."""
@@ -278,6 +282,8 @@ class _RedisBase:
             l1_flushes=self.l1_flushes,
             pending=self.plan.pending.size(),
             last_delay=bus.last_delay if bus else None,
+            corrupt_keys=self.plan.corrupt_keys,
+            journal_dropped=self.plan.pending.dropped,
         )
 
     def new_token(self) -> bytes:
@@ -369,7 +375,14 @@ class RedisBackend(_RedisBase):
         """The stored value of a qualified key (None: absent or expired)."""
         if self._pending.waiting:
             self._ready()
-        return self._stored(self._call(self._execute_command, "GET", self._value_key(key)))
+        try:
+            raw = self._call(self._execute_command, "GET", self._value_key(key))
+        except Exception as exc:
+            stored = self.plan.wrong_type(exc)
+            if stored is None:
+                raise
+            return stored
+        return self._stored(raw)
 
     def get_many(self, keys: Sequence[str]) -> Sequence[StoredValue | None]:
         """One result per qualified key: one MGET (per slot on a cluster)."""
@@ -405,7 +418,8 @@ class RedisBackend(_RedisBase):
 
     def try_lock(self, key: str, token: bytes, ttl: float) -> bool:
         """Take the load lock of a qualified key for ``ttl`` seconds."""
-        return bool(self._call(self._execute_command, *self.plan.lock_command(key, token, ttl)))
+        reply = self._call(self._execute_command, *self.plan.lock_command(key, token, ttl))
+        return self.plan.lock_taken(reply)
 
     def unlock(self, key: str, token: bytes) -> None:
         """Release the load lock if it still holds ``token``."""
@@ -576,7 +590,14 @@ class AsyncRedisBackend(_RedisBase):
         """The stored value of a qualified key (None: absent or expired)."""
         if self._pending.waiting:
             await self._ready()
-        return self._stored(await self._call(self._execute_command, "GET", self._value_key(key)))
+        try:
+            raw = await self._call(self._execute_command, "GET", self._value_key(key))
+        except Exception as exc:
+            stored = self.plan.wrong_type(exc)
+            if stored is None:
+                raise
+            return stored
+        return self._stored(raw)
 
     async def get_many(self, keys: Sequence[str]) -> Sequence[StoredValue | None]:
         """One result per qualified key: one MGET (per slot on a cluster)."""
@@ -611,7 +632,7 @@ class AsyncRedisBackend(_RedisBase):
     async def try_lock(self, key: str, token: bytes, ttl: float) -> bool:
         """Take the load lock of a qualified key for ``ttl`` seconds."""
         cmd = self.plan.lock_command(key, token, ttl)
-        return bool(await self._call(self._execute_command, *cmd))
+        return self.plan.lock_taken(await self._call(self._execute_command, *cmd))
 
     async def unlock(self, key: str, token: bytes) -> None:
         """Release the load lock if it still holds ``token``."""

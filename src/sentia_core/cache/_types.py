@@ -149,6 +149,11 @@ class RedisStats:
         last_delay: seconds between the sender building and this cache
             receiving the latest applied message (includes clock skew between
             hosts), or None.
+        corrupt_keys: keys of this cache found holding a foreign value (another
+            Redis type, a lock without a TTL): each was removed, or read as a
+            miss, and nothing else was affected.
+        journal_dropped: pending invalidations given up after failing
+            ``MAX_REPLAY_TRIES`` times for a data reason (never for an outage).
     """
 
     breaker: str
@@ -162,6 +167,8 @@ class RedisStats:
     l1_flushes: int
     pending: int
     last_delay: float | None
+    corrupt_keys: int = 0
+    journal_dropped: int = 0
 
 
 @dataclass(frozen=True, slots=True)

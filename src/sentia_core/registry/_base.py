@@ -23,7 +23,7 @@ from sentia_core._validate import (
     check_name,
 )
 from sentia_core.breaker import BreakerLike
-from sentia_core.errors import BackendError, ConfigError
+from sentia_core.errors import BackendError, BackendUnavailableError, ConfigError
 
 from ._backend import RegistryBackend, Subscription
 from ._balancers import STRATEGIES, Balancer
@@ -164,10 +164,13 @@ class _RegistryBase:
             self._backend_errors += 1
             was, self._available = self._available, False
         if was:
+            # an error reply (OOM, a script error) is not an unreachable server
+            what = "unreachable" if isinstance(exc, BackendUnavailableError) else "refused a call"
             _log.warning(
-                "registry %s: backend %s unreachable, serving last known instances: %s",
+                "registry %s: backend %s %s, serving last known instances: %s",
                 self._name,
                 self._backend.name,
+                what,
                 exc,
             )
             if self._listeners:

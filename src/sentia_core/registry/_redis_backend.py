@@ -24,6 +24,13 @@ after their last write) or is swept (the lease set, the service index).
 
 Anything read back is parsed defensively: a hash that does not parse is
 skipped and counted in :attr:`RedisBackend.corrupt_records`, never raised.
+A key of ours holding another Redis type (a string where the lease set, an
+instance hash or the service index belongs) is corrupt data about that key,
+never an outage: every script checks the types of its keys first, a read
+skips a foreign instance (counted) and serves the others, and a write removes
+the foreign value (``foreign`` below) and goes on, counted as well; a lease
+set or index found foreign is deleted, and the registrations it held are
+rewritten by their owners' next heartbeat (which then re-registers).
 """
 
 from __future__ import annotations
@@ -50,6 +57,14 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
+_FOREIGN = """
+local function foreign(k, want)
+  local t = redis.call('TYPE', k)['ok']
+  if t ~= 'none' and t ~= want then redis.call('DEL', k) return 1 end
+  return 0
+end
+"""
+
 _KEEP = """
 local function keep(k, ms)
   local left = redis.call('PTTL', k)
@@ -61,23 +76,28 @@ end
 _REGISTER = (
     _NOW
     + _KEEP
+    + _FOREIGN
     + """
 local ttl = tonumber(ARGV[2])
+local fixed = foreign(KEYS[1], 'zset') + foreign(KEYS[2], 'hash')
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], 'registered_at', now, 'heartbeat_at', now, unpack(ARGV, 5))
 redis.call('PEXPIRE', KEYS[2], ttl * 3)
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
 keep(KEYS[1], ttl * 3)
 redis.call('PUBLISH', ARGV[3], ARGV[4])
-return {now, now + ttl}
+return {now, now + ttl, fixed}
 """
 )
 
 # KEYS: leases, hash; ARGV: id, ttl_ms -> deadline, or 0 when the lease is gone
+# (-1: gone because a foreign value was removed)
 _HEARTBEAT = (
     _NOW
     + _KEEP
+    + _FOREIGN
     + """
+if foreign(KEYS[1], 'zset') + foreign(KEYS[2], 'hash') > 0 then return -1 end
 local ttl = tonumber(ARGV[2])
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if (not score) or tonumber(score) <= now or redis.call('EXISTS', KEYS[2]) == 0 then
@@ -94,7 +114,9 @@ return now + ttl
 # KEYS: leases, hash; ARGV: id, status, channel, service -> 1 or 0 (not registered)
 _SET_STATUS = (
     _NOW
+    + _FOREIGN
     + """
+if foreign(KEYS[1], 'zset') + foreign(KEYS[2], 'hash') > 0 then return -1 end
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if (not score) or tonumber(score) <= now or redis.call('EXISTS', KEYS[2]) == 0 then
   return 0
@@ -109,23 +131,33 @@ return 1
 
 # KEYS: leases, hash; ARGV: id, channel, service -> 1 when something was removed
 _DEREGISTER = """
-local n = redis.call('ZREM', KEYS[1], ARGV[1]) + redis.call('DEL', KEYS[2])
+local n = 0
+if redis.call('TYPE', KEYS[1])['ok'] == 'zset' then n = redis.call('ZREM', KEYS[1], ARGV[1]) end
+n = n + redis.call('DEL', KEYS[2])
 if n > 0 then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
 return n
 """
 
 # KEYS: leases; ARGV: hash key prefix -> {id, {field, value, ...}, id, {...}, ...}
-# (the hashes share the lease set's hash tag, hence its slot)
+# (the hashes share the lease set's hash tag, hence its slot); a foreign value
+# gives {id, 0} (the lease set itself: {'', 0}, after deleting it)
 _READ = (
     _NOW
+    + _FOREIGN
     + """
+if foreign(KEYS[1], 'zset') == 1 then return {'', 0} end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
 local out = {}
 for _, id in ipairs(ids) do
-  local h = redis.call('HGETALL', ARGV[1] .. id)
-  if #h > 0 then
+  local k = ARGV[1] .. id
+  local t = redis.call('TYPE', k)['ok']
+  if t == 'hash' then
+    local h = redis.call('HGETALL', k)
     out[#out + 1] = id
     out[#out + 1] = h
+  elseif t ~= 'none' then
+    out[#out + 1] = id
+    out[#out + 1] = 0
   end
 end
 return out
@@ -135,7 +167,9 @@ return out
 # KEYS: leases; ARGV: hash key prefix, channel, service, limit -> removed ids
 _SWEEP = (
     _NOW
+    + _FOREIGN
     + """
+if foreign(KEYS[1], 'zset') == 1 then return {} end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
@@ -146,23 +180,27 @@ return ids
 """
 )
 
-# KEYS: index; ARGV: service, deadline_ms, keep_ms
+# KEYS: index; ARGV: service, deadline_ms, keep_ms -> 1 (2: a foreign value removed)
 _INDEX_TOUCH = (
     _KEEP
+    + _FOREIGN
     + """
+local fixed = foreign(KEYS[1], 'zset')
 local cur = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if (not cur) or tonumber(cur) < tonumber(ARGV[2]) then
   redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 end
 keep(KEYS[1], tonumber(ARGV[3]))
-return 1
+return 1 + fixed
 """
 )
 
 # KEYS: index -> {now, service, service, ...} after sweeping dead services out
 _INDEX_READ = (
     _NOW
+    + _FOREIGN
     + """
+if foreign(KEYS[1], 'zset') == 1 then return {now, ''} end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local names = redis.call('ZRANGE', KEYS[1], 0, -1)
 table.insert(names, 1, now)
@@ -282,6 +320,10 @@ def _close_quietly(pubsub: Any) -> None:
         return
 
 
+def _is_wrong_type(exc: BaseException) -> bool:
+    return str(exc).startswith("WRONGTYPE")
+
+
 def _translate(exc: BaseException) -> BackendError:
     try:
         import redis.exceptions as rex
@@ -380,12 +422,13 @@ class RedisBackend:
             json.dumps(dict(instance.metadata), separators=(",", ":"), sort_keys=True),
         ]
         leases = self._leases(service)
-        now_ms, deadline = self._run(
+        now_ms, deadline, fixed = self._run(
             lambda: self._register(
                 keys=[leases, self._prefix(service) + iid],
                 args=[iid, ttl_ms, self.channel, service, *fields],
             )
         )
+        self._corrupt(int(fixed))
         self._touch_index(service, int(deadline), ttl_ms)
         wall = int(now_ms) / 1000.0
         return Instance(
@@ -401,9 +444,15 @@ class RedisBackend:
         )
 
     def _touch_index(self, service: str, deadline: int, ttl_ms: int) -> None:
-        self._run(
+        done = self._run(
             lambda: self._index_touch(keys=[self._index], args=[service, deadline, ttl_ms * 3])
         )
+        self._corrupt(int(done == 2))
+
+    def _corrupt(self, n: int) -> None:
+        if n:
+            with self._lock:
+                self.corrupt_records += n
 
     def heartbeat(self, service: str, instance_id: str, ttl: float) -> bool:
         ttl_ms = max(1, round(ttl * 1000))
@@ -413,7 +462,9 @@ class RedisBackend:
                 args=[instance_id, ttl_ms],
             )
         )
-        if not deadline:
+        if deadline == -1:
+            self._corrupt(1)
+        if not deadline or deadline == -1:
             return False
         self._touch_index(service, int(deadline), ttl_ms)
         return True
@@ -425,6 +476,9 @@ class RedisBackend:
                 args=[instance_id, status.value, self.channel, service],
             )
         )
+        if done == -1:
+            self._corrupt(1)
+            return False
         return bool(done)
 
     def deregister(self, service: str, instance_id: str) -> bool:
@@ -466,6 +520,9 @@ class RedisBackend:
             return []
         now = int(raw[0])
         names = [_s(n) for n in raw[1:]]
+        if names == [""]:  # the index held a foreign value (deleted)
+            self._corrupt(1)
+            return []
         if not names:
             return []
 
@@ -473,10 +530,17 @@ class RedisBackend:
             pipe = self.client.pipeline(transaction=False)
             for name in names:
                 pipe.zcount(self._leases(name), f"({now}", "+inf")
-            return list(pipe.execute())
+            return list(pipe.execute(raise_on_error=False))
 
-        counts = self._run(count)
-        return sorted(n for n, c in zip(names, counts, strict=False) if int(c) > 0)
+        live: list[str] = []
+        for name, c in zip(names, self._run(count), strict=False):
+            if isinstance(c, BaseException):
+                if not _is_wrong_type(c):
+                    raise _translate(c)
+                self._corrupt(1)  # a foreign lease set: that service only
+            elif int(c) > 0:
+                live.append(name)
+        return sorted(live)
 
     def sweep(self, service: str) -> list[str]:
         removed: list[str] = []

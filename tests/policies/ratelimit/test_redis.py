@@ -137,7 +137,8 @@ def test_one_round_trip_per_decision(redis_url: str, algorithm: str) -> None:
     # 40 client commands; inside the scripts: TIME, GET, SET (not client round trips).
     assert delta.pop("cmdstat_evalsha") == 40
     assert delta.pop("cmdstat_info") == 1
-    assert set(delta) <= {"cmdstat_time", "cmdstat_get", "cmdstat_set"}
+    # inside the script, PTTL checks that an existing key can be ours (issue 12)
+    assert set(delta) <= {"cmdstat_time", "cmdstat_get", "cmdstat_set", "cmdstat_pttl"}
     limiter.close()
     observer.close()
 
@@ -211,12 +212,18 @@ def test_a_corrupt_stored_state_counts_as_none_and_is_overwritten(
 
 
 @pytest.mark.parametrize("fail_open", [True, False])
-def test_a_key_of_the_wrong_type_is_a_backend_failure(fake_redis: Any, fail_open: bool) -> None:
+def test_a_key_of_the_wrong_type_is_repaired_not_a_backend_failure(
+    fake_redis: Any, fail_open: bool
+) -> None:
+    # issue 12, item 2: it was a Redis failure, which started the limiter-wide back-off
     limiter = RateLimiter({"api": "5/hour"}, redis=fake_redis, fail_open=fail_open)
-    fake_redis.hset(_redis.key("sentia", "rl:api:k", "g"), "x", "y")
+    key = _redis.key("sentia", "rl:api:k", "g")
+    fake_redis.hset(key, "x", "y")
     d = limiter.hit("api", "k")
-    assert d.allowed is fail_open
-    assert limiter.stats().redis_errors == 1
+    assert d.allowed and d.remaining == 4  # decided as for no state
+    s = limiter.stats()
+    assert (s.redis_errors, s.corrupt_keys) == (0, 1)
+    assert fake_redis.type(key) == b"string" and fake_redis.pttl(key) > 0
 
 
 _tokens = st.sampled_from(

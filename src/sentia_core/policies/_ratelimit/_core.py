@@ -403,6 +403,9 @@ class WindowCore:
             or not 0.0 <= prev < INF  # these comparisons are also false for NaN
             or not 0.0 <= curr < INF
             or not 0.0 <= elapsed <= self.period
+            # a denial of a request that fits with nothing to decay is not a
+            # reply the script gives (and its retry_after would divide by 0)
+            or (not allowed and prev == 0.0 and curr + cost <= self.limit)
         ):
             raise _bad_reply(reply)
         return self.describe(allowed, prev, curr, elapsed, cost, consume, key)

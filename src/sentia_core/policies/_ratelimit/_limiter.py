@@ -443,6 +443,8 @@ class RateLimiter:
             keys=keys,
             evictions=evictions,
             expired=expired,
+            corrupt_keys=0 if store is None else store.corrupt_keys,
+            oom_decisions=0 if store is None else store.oom_decisions,
         )
 
     # -- lifecycle ---------------------------------------------------------

@@ -22,8 +22,12 @@ code the in-memory backend uses. A stored number is written as a Lua number,
 which Redis itself formats with full precision.
 
 A stored value that does not parse (written by something else) is treated as
-no state and overwritten by the next allowed hit; a key of the wrong type
-makes the script fail, which the caller handles like an unreachable Redis.
+no state and overwritten by the next allowed hit. A key that cannot be ours --
+another Redis type, or a string without a TTL (every write here sets one, and
+a foreign number without one could deny its caller forever) -- is deleted
+first and the decision made as for no state; the reply then starts with
+``R`` so that the client counts the repair (``corrupt_keys``). One poisoned
+key is corrupt data about one caller, never a Redis failure.
 
 ``ARGV[2]``, when present, replaces the server time. Only the test suite sends
 it (to run the scripts on a ManualClock and compare them with the in-memory
@@ -50,6 +54,13 @@ else
   local t = redis.call('TIME')
   now = (tonumber(t[1]) - {TIME_BASE}) + tonumber(t[2]) / 1000000
 end
+local fixed = ''
+local raw = redis.pcall('GET', KEYS[1])
+if type(raw) == 'table' or (raw and redis.call('PTTL', KEYS[1]) == -1) then
+  redis.call('DEL', KEYS[1])  -- another type, or no TTL: not ours
+  fixed = 'R'
+  raw = false
+end
 local n = tonumber(ARGV[1])
 local cost = n
 if n < 0 then
@@ -62,7 +73,7 @@ end
 _GCRA = (
     _NOW
     + """\
-local tat = tonumber(redis.call('GET', KEYS[1]))
+local tat = tonumber(raw)
 if not tat or not (tat >= now) or tat == math.huge then
   tat = now
 end
@@ -71,9 +82,9 @@ if new_tat - now <= {tolerance} then
   if n > 0 and new_tat > now then
     redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) * 1000))
   end
-  return string.format('1 %.17g %.17g', tat, now)
+  return fixed .. string.format('1 %.17g %.17g', tat, now)
 end
-return string.format('0 %.17g %.17g', tat, now)
+return fixed .. string.format('0 %.17g %.17g', tat, now)
 """
 )
 
@@ -85,7 +96,6 @@ _SLIDING_WINDOW = (
     + """\
 local index = math.floor(now / {period})
 local prev, curr = 0, 0
-local raw = redis.call('GET', KEYS[1])
 if raw then
   local s, p, c = string.match(raw, '^(%S+) (%S+) (%S+)$')
   if s then
@@ -108,7 +118,7 @@ if prev * (1 - elapsed / {period}) + curr + cost <= {limit} then
                'PX', math.ceil(((index + 2) * {period} - now) * 1000))
   end
 end
-return string.format('%d %.17g %.17g %.17g', allowed, prev, curr, elapsed)
+return fixed .. string.format('%d %.17g %.17g %.17g', allowed, prev, curr, elapsed)
 """
 )
 

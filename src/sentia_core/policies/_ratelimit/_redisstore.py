@@ -7,12 +7,22 @@ one script call (:meth:`RedisTier.request`), the store sends it (``EVALSHA``;
 steps; only the send differs (``execute`` vs ``aexecute``).
 
 Failures never reach the caller. Any exception from the client (connection
-refused, timeout, script error, cluster trouble) or a reply that does not
-decode counts as a Redis error and the decision follows the limiter's rule:
-fail open (allowed, ``remaining=0``) or fail closed (denied with
-``retry_after = fail_closed_retry_after``). After a failure the store does not
-touch Redis for ``backoff`` seconds of the limiter's clock, so a dead server
-costs one timeout per ``backoff``, not one per request.
+refused, timeout, cluster trouble) or a reply that does not decode counts as
+a Redis error and the decision follows the limiter's rule: fail open
+(allowed, ``remaining=0``) or fail closed (denied with ``retry_after =
+fail_closed_retry_after``). After a failure the store does not touch Redis
+for ``backoff`` seconds of the limiter's clock, so a dead server costs one
+timeout per ``backoff``, not one per request.
+
+Two replies are not outages and start no back-off. An error reply about the
+data (``WRONGTYPE``, ``ERR``: one caller's key) decides that one call by the
+rule, deletes the key and counts it in ``corrupt_keys``; the scripts repair
+foreign keys themselves, so this is a last line. An ``OOM`` reply (Redis is
+full: it answers but refuses writes) is decided from Redis's state read-only:
+the same script as a peek, which writes nothing; an allowed peek is allowed
+(that hit is not recorded), a denied one denied, counted in
+``oom_decisions``. Callers over their budget stay limited and the others keep
+working, whichever of fail-open or fail-closed is configured.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, OutOfMemoryError, ResponseError
 
 from sentia_core import _redis
 from sentia_core._events import Listeners
@@ -35,6 +45,20 @@ from ._stats import RateLimitBackendFailed
 __all__ = ["RedisStore", "RedisTier"]
 
 _HIT_ONE = "1"
+_REPAIRED = (b"R", "R")
+
+
+def _reply_kind(exc: BaseException) -> str:
+    """``"oom"``, ``"data"`` (about one key) or ``"outage"`` for a failed call."""
+    # redis-py strips the reply's code: OOM arrives as OutOfMemoryError, and a
+    # plain ResponseError (exactly that class) is an ERR / WRONGTYPE reply
+    if isinstance(exc, OutOfMemoryError) or str(exc).startswith("OOM"):
+        return "oom"
+    if type(exc) is ResponseError:
+        return "data"
+    return "outage"
+
+
 _ASYNC_ONLY = (
     "this RateLimiter was given an asyncio Redis client; use ahit()/apeek() "
     "(or pass a URL, which serves both)"
@@ -94,6 +118,10 @@ class RedisStore:
         self.errors = 0
         self.fail_open_decisions = 0
         self.fail_closed_decisions = 0
+        #: caller keys found holding foreign data (repaired)
+        self.corrupt_keys = 0
+        #: hits decided read-only because Redis answered OOM
+        self.oom_decisions = 0
         self.last_error: str | None = None
         #: tests only: a callable whose value replaces the server time (see _lua).
         self.time_override: Callable[[], float] | None = None
@@ -215,6 +243,10 @@ class RedisTier:
 
     def finish(self, reply: Any, key: str, cost: int, consume: bool) -> RateDecision:
         """Describe the script's reply (a reply that does not decode is a failure)."""
+        if isinstance(reply, (bytes, str)) and reply[:1] in _REPAIRED:
+            reply = reply[1:]
+            with self.store.lock:
+                self.store.corrupt_keys += 1
         try:
             decision = self.core.decode(reply, cost, consume, key)
         except ValueError as exc:
@@ -232,6 +264,35 @@ class RedisTier:
         """Count the failure and decide by the fail-open/closed rule."""
         self.store.failed(self.core.tier, exc)
         return self.fallback(key, consume)
+
+    def answered(self, exc: BaseException) -> str:
+        """Classify a failed call: ``"oom"``, ``"data"`` or ``"outage"``.
+
+        A data error is counted here (no back-off: it concerns one key).
+        """
+        kind = _reply_kind(exc)
+        if kind == "data":
+            with self.store.lock:
+                self.store.corrupt_keys += 1
+        return kind
+
+    def read_only(self, reply: Any, key: str, cost: int) -> RateDecision:
+        """A hit decided by a peek because Redis is full (counted as a hit)."""
+        decision = self.finish(reply, key, cost, False)
+        store = self.store
+        with self.lock:
+            if decision.allowed:
+                self.core.allowed += 1
+            else:
+                self.core.denied += 1
+            store.oom_decisions += 1
+        return decision
+
+    def _peek_args(self, cost: int) -> tuple[str, ...]:
+        args: tuple[str, ...] = (str(-cost - 1),)
+        if self.store.time_override is not None:
+            args = (*args, repr(self.store.time_override()))
+        return args
 
     def fallback(self, key: str, consume: bool) -> RateDecision:
         """The decision made without Redis."""
@@ -261,7 +322,18 @@ class RedisTier:
         try:
             reply = store.execute(self.sha, self.script, rkey, args)
         except Exception as exc:
-            return self.failed(key, consume, exc)
+            kind = self.answered(exc)
+            if kind == "outage":
+                return self.failed(key, consume, exc)
+            try:
+                if kind == "oom" and consume:
+                    peek = store.execute(self.sha, self.script, rkey, self._peek_args(cost))
+                    return self.read_only(peek, key, cost)
+                if kind == "data":
+                    store.sync_client.delete(rkey)
+            except Exception as again:
+                return self.failed(key, consume, again)
+            return self.fallback(key, consume)
         return self.finish(reply, key, cost, consume)
 
     async def adecide(self, key: str, cost: int, consume: bool) -> RateDecision:
@@ -276,7 +348,18 @@ class RedisTier:
         try:
             reply = await store.aexecute(self.sha, self.script, rkey, args)
         except Exception as exc:
-            return self.failed(key, consume, exc)
+            kind = self.answered(exc)
+            if kind == "outage":
+                return self.failed(key, consume, exc)
+            try:
+                if kind == "oom" and consume:
+                    peek = await store.aexecute(self.sha, self.script, rkey, self._peek_args(cost))
+                    return self.read_only(peek, key, cost)
+                if kind == "data":
+                    await (store.async_client or store.make_async_client()).delete(rkey)
+            except Exception as again:
+                return self.failed(key, consume, again)
+            return self.fallback(key, consume)
         return self.finish(reply, key, cost, consume)
 
     def reset(self, key: str) -> bool:

@@ -45,6 +45,11 @@ class RateLimiterStats:
         evictions: keys dropped from memory while still holding state, because
             a tier reached ``max_keys``.
         expired: idle keys dropped from memory (no effect on decisions).
+        corrupt_keys: caller keys found holding foreign data in Redis (another
+            type, a string without a TTL, an error reply about the key): each
+            was deleted, and no other caller was affected.
+        oom_decisions: hits decided read-only because Redis answered ``OOM``
+            (allowed or denied from the stored state, the hit not recorded).
     """
 
     backend: str
@@ -59,6 +64,8 @@ class RateLimiterStats:
     keys: int
     evictions: int
     expired: int
+    corrupt_keys: int = 0
+    oom_decisions: int = 0
 
 
 @dataclass(frozen=True, slots=True)
