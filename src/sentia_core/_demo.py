@@ -16,6 +16,7 @@ import sqlite3
 import time
 from typing import Any, TextIO
 
+from ._secrets import mask_url
 from ._version import __version__
 
 __all__ = ["run_demo"]
@@ -97,7 +98,7 @@ def run_demo(*, duration: float, redis_url: str | None, out: TextIO) -> int:
         out.write(text + "\n")
         out.flush()
 
-    mode = f"Redis at {redis_url}" if redis_url else "embedded (in-process, no Redis)"
+    mode = f"Redis at {mask_url(redis_url)}" if redis_url else "embedded (in-process, no Redis)"
     say(f"sentia_core {__version__} demo: {mode}, about {duration:g} s")
     config: dict[str, Any] = {
         "namespace": f"sentia-demo-{random.randrange(1 << 30):x}",
