@@ -215,6 +215,8 @@ class Sentia:
                 "ttl": c.ttl,
                 "stale_ttl": c.stale_ttl,
                 "compress_threshold": c.compress_threshold,
+                "serializer": c.serializer,
+                "secret": c.secret,
                 "namespace": namespace,
                 "clock": self._clock,
             }

@@ -212,6 +212,17 @@ class CacheConfig(_Section):
     namespace: str = _opt("cache", "Key prefix; two namespaces never collide.", name=True)
     stale_ttl: float = _opt(0.0, "Serve an expired value this long when the loader fails.",
                             unit="seconds", minimum=0)  # fmt: skip
+    serializer: str = _opt("json", "How values are stored in Redis; 'pickle' needs a secret.",
+                           choices=("json", "pickle"))  # fmt: skip
+    secret: str | None = _opt(None, "HMAC-SHA256 key signing every stored payload (at least "
+                              "16 bytes; required for pickle). A secret: always shown as ***.",
+                              secret=True)  # fmt: skip
+
+    def __post_init__(self) -> None:
+        _normalize(self)
+        from .cache._codec import Codec
+
+        Codec(serializer=self.serializer, secret=self.secret)  # type: ignore[arg-type]  # its rules, now
 
 
 @dataclass(frozen=True, slots=True, repr=False)
