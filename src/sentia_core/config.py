@@ -733,8 +733,8 @@ def reference_markdown() -> str:
         "must parse as `N/period`, and `shared = true` on a breaker needs `redis_url`.",
         "Credentials in `redis_url` (and any URL) are masked in every repr and error.",
         "Python code takes the same duration strings wherever it takes seconds",
-        "(`app.protect(name, timeout=\"2s\")`, `CircuitBreaker(reset_timeout=\"30s\")`,",
-        "`cache.set(key, value, ttl=\"5min\")`): one parser serves both.",
+        '(`app.protect(name, timeout="2s")`, `CircuitBreaker(reset_timeout="30s")`,',
+        '`cache.set(key, value, ttl="5min")`): one parser serves both.',
         "",
     ]
     sections: list[tuple[str, type]] = [
