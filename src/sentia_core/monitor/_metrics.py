@@ -641,7 +641,7 @@ class Registry:
                 fam = self._families.get(name)
                 if fam is None:
                     if len(self._families) >= self.max_families:
-                        return self._detached(name, kind, label_names, help, max_series)
+                        return self._detached(name, kind, label_names, help)
                     fam = self._create(
                         name,
                         kind=kind,
@@ -680,10 +680,11 @@ class Registry:
         max_series: int | None,
         relative_accuracy: float | None,
         max_buckets: int | None,
+        register: bool = True,
     ) -> MetricFamily[Any]:
         check_metric_name(name)
         check_label_names(name, label_names, _RESERVED_LABELS[kind])
-        names = exposed_names(name, kind)
+        names = exposed_names(name, kind) if register else ()
         for exposed in names:
             owner = self._exposed.get(exposed)
             if owner is not None:
@@ -732,9 +733,10 @@ class Registry:
                 factory=make,
                 options={"relative_accuracy": accuracy, "max_buckets": buckets},
             )
-        for exposed in names:
-            self._exposed[exposed] = name
-        self._families[name] = fam
+        if register:
+            for exposed in names:
+                self._exposed[exposed] = name
+            self._families[name] = fam
         return fam
 
     def _detached(
@@ -743,7 +745,6 @@ class Registry:
         kind: MetricKind,
         label_names: tuple[str, ...],
         help: str | None,
-        max_series: int | None,
     ) -> MetricFamily[Any]:
         # Past the cap: a family that works (callers never fail) but is not kept,
         # so neither memory nor the scrape grows with the number of names.
@@ -755,21 +756,13 @@ class Registry:
                 self.max_families,
                 name,
             )
-        check_metric_name(name)
-        check_label_names(name, label_names, _RESERVED_LABELS[kind])
-        factory: Any = Gauge if kind is MetricKind.GAUGE else Counter
-        if kind is MetricKind.HISTOGRAM:
-            accuracy, buckets = self.relative_accuracy, self.max_buckets
-            now = self._now
-
-            def factory(family: MetricFamily[Histogram], values: tuple[str, ...]) -> Histogram:
-                return Histogram(
-                    family, values, now=now, relative_accuracy=accuracy, max_buckets=buckets,
-                    window_slot=None, max_window=0.0,
-                )  # fmt: skip
-
-        return MetricFamily(
-            name, kind, label_names=label_names, help=help or name, max_series=1,
-            factory=factory,
-            options={"relative_accuracy": self.relative_accuracy, "max_buckets": self.max_buckets},
-        )  # fmt: skip
+        return self._create(
+            name,
+            kind=kind,
+            label_names=label_names,
+            help=help,
+            max_series=1,
+            relative_accuracy=None,
+            max_buckets=None,
+            register=False,
+        )
