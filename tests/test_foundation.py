@@ -124,7 +124,7 @@ def test_events_are_frozen() -> None:
         (check_positive, -1.0),
         (check_positive, float("inf")),
         (check_positive, float("nan")),
-        (check_positive, "3"),
+        (check_positive, "3 fortnights"),
         (check_positive, True),
         (check_non_negative, -0.1),
         (check_fraction, 1.01),

@@ -1,6 +1,6 @@
 """DESIGN.md's layering, enforced: subsystems do not import each other.
 
-Layer 0 (foundation): errors, _clock, _events, _validate, _redis, _version.
+Layer 0 (foundation): errors, _clock, _events, _validate, _redis, _secrets, _version.
 Layer 1: breaker (the primitive the others compose: the cache guards its Redis
 calls with one, the registry keeps one per instance, policies wrap one).
 Layer 2: policies, cache, registry, sql, monitor — each may import layer 0,
@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "sentia_core"
-FOUNDATION = {"errors", "_clock", "_events", "_validate", "_redis", "_version", "testing"}
+FOUNDATION = {
+    "errors", "_clock", "_events", "_validate", "_redis", "_secrets", "_version", "testing",
+}  # fmt: skip
 LAYER2 = {"policies", "cache", "registry", "sql", "monitor"}
 ALLOWED = {
     "breaker": FOUNDATION - {"testing"},

@@ -31,6 +31,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ._secrets import mask_url
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -277,7 +278,7 @@ def run_demo(
     from . import Sentia
     from .monitor import AlertRule
 
-    mode = f"Redis at {redis_url}" if redis_url else "embedded (in-process, no Redis)"
+    mode = f"Redis at {mask_url(redis_url)}" if redis_url else "embedded (in-process, no Redis)"
     out.write(f"sentia_core {__version__} demo: {mode}, about {duration:g} s\n")
     # The demo ticks the monitor itself, at the moments the report needs.
     with _quiet_logs(), Sentia(demo_config(redis_url), start_monitor=False) as app:

@@ -368,6 +368,8 @@ class Sentia:
             "ttl": c.ttl,
             "stale_ttl": c.stale_ttl,
             "compress_threshold": c.compress_threshold,
+            "serializer": c.serializer,
+            "secret": c.secret,
             "namespace": f"{self.config.namespace}.{c.namespace}.{name}",
             "clock": self._clock,
         }

@@ -6,6 +6,7 @@
     sentia health [--config FILE]               every component's health as JSON
     sentia serve [--config FILE]                a fresh process's endpoints (not your app's)
     sentia bench [--quick] [--json DIR] [NAME]  the side-by-side benchmarks
+    sentia redis-acl [--namespace NAME]         the least-privilege Redis ACL line
 
 Bad input ends with a one-line error on stderr and a non-zero exit code.
 """
@@ -62,6 +63,17 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="run every case briefly")
     bench.add_argument("--json", metavar="DIR", default=None, help="write DIR/<name>.json")
     bench.add_argument("only", nargs="*", help="benchmark names (default: all)")
+    acl = sub.add_parser("redis-acl", help="print the least-privilege Redis ACL (ACL SETUSER)")
+    acl.add_argument("--namespace", default="sentia", help="the application's namespace setting")
+    acl.add_argument("--user", default="sentia", help="the Redis user name (default sentia)")
+    acl.add_argument(
+        "--password-env", metavar="VAR", default=None,
+        help="read the password from $VAR and write only its SHA-256 (default: a placeholder)",
+    )  # fmt: skip
+    acl.add_argument(
+        "--component", action="append", default=None, metavar="NAME",
+        help="only this component (breaker, cache, limiter, registry); repeatable",
+    )  # fmt: skip
     from .sql._cli import add_sql_parser
 
     add_sql_parser(sub)
@@ -106,6 +118,8 @@ def _run(args: argparse.Namespace) -> int:
         return _serve(args)
     if args.command == "bench":
         return _bench(args)
+    if args.command == "redis-acl":
+        return _redis_acl(args)
     raise AssertionError(args.command)  # pragma: no cover - argparse rejects others
 
 
@@ -142,6 +156,20 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"sentia: dashboard {server.url}/", flush=True)
         stop.wait(args.run_for)
         server.stop()
+    return 0
+
+
+def _redis_acl(args: argparse.Namespace) -> int:
+    from ._acl import acl_rule
+    from .errors import ConfigError
+
+    password = None
+    if args.password_env:
+        password = os.environ.get(args.password_env)
+        if not password:
+            raise ConfigError("--password-env", args.password_env, "that variable is not set")
+    line = acl_rule(args.namespace, user=args.user, password=password, components=args.component)
+    print(line)
     return 0
 
 

@@ -26,9 +26,10 @@ import sys
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
+from ._secrets import mask, mask_url
+from ._validate import MAX_SECONDS, parse_duration, parse_size
 from .errors import ConfigError
 
 __all__ = [
@@ -51,45 +52,28 @@ __all__ = [
 
 T = TypeVar("T")
 
-_DURATION_UNITS = {
-    "ms": 0.001, "s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0,
-    "m": 60.0, "min": 60.0, "minute": 60.0, "minutes": 60.0,
-    "h": 3600.0, "hour": 3600.0, "hours": 3600.0,
-    "d": 86400.0, "day": 86400.0, "days": 86400.0,
-}  # fmt: skip
-_SIZE_UNITS = {
-    "b": 1, "kb": 1024, "k": 1024, "kib": 1024, "mb": 1024**2, "m": 1024**2, "mib": 1024**2,
-    "gb": 1024**3, "g": 1024**3, "gib": 1024**3,
-}  # fmt: skip
-_QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$")
+#: Upper bound of every integer setting without a tighter documented one.
+MAX_INTEGER = 2**53
+#: Longest string accepted for a free-text setting (URLs, addresses).
+MAX_TEXT = 2048
+_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}\Z")
 
 
-def parse_duration(key: str, value: object) -> float:
-    """Seconds from a number or a string such as ``"250ms"``, ``"5min"``, ``"1h"``."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        m = _QUANTITY.match(value)
-        if m:
-            unit = m.group(2).lower() or "s"
-            if unit in _DURATION_UNITS:
-                return float(m.group(1)) * _DURATION_UNITS[unit]
-    raise ConfigError(key, value, "expected seconds or a duration like '250ms', '5min', '1h'")
+class _Section:
+    """Base of every section: construction coerces and validates each field.
 
+    A section built in Python (``SentiaConfig(cache=CacheConfig(ttl="5min"))``)
+    is checked exactly like one loaded from a file, so ``Sentia(config)`` never
+    holds an unchecked value.
+    """
 
-def parse_size(key: str, value: object) -> int:
-    """Bytes from an integer or a string such as ``"1KB"``, ``"100MB"`` (binary units)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        m = _QUANTITY.match(value)
-        if m:
-            unit = m.group(2).lower() or "b"
-            if unit in _SIZE_UNITS:
-                return int(float(m.group(1)) * _SIZE_UNITS[unit])
-    raise ConfigError(key, value, "expected bytes or a size like '1KB', '100MB'")
+    __slots__ = ()
+
+    def __post_init__(self) -> None:
+        _normalize(self)
+
+    def __repr__(self) -> str:
+        return _section_repr(self)
 
 
 def _opt(
@@ -100,18 +84,24 @@ def _opt(
     minimum: float | None = None,
     maximum: float | None = None,
     exclusive_minimum: bool = False,
+    choices: tuple[str, ...] = (),
+    name: bool = False,
     secret: bool = False,
 ) -> Any:
+    """A documented setting: unit, bounds, allowed ``choices``, ``name`` (a key-safe
+    identifier) and ``secret`` (masked in every repr and error message)."""
     meta = {
         "doc": doc,
         "unit": unit,
         "minimum": minimum,
         "maximum": maximum,
         "exclusive_minimum": exclusive_minimum,
+        "choices": choices,
+        "name": name,
         "secret": secret,
     }
-    if secret:  # never in a repr
-        return field(default=default, metadata=meta, repr=False)
+    if isinstance(default, type):  # a section: built when needed (validation runs then)
+        return field(default_factory=default, metadata=meta)
     if isinstance(default, (dict, list)) or dataclasses.is_dataclass(default):
         proto = default
         return field(default_factory=lambda: _copy(proto), metadata=meta)
@@ -126,19 +116,23 @@ def _copy(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class BreakerConfig:
+@dataclass(frozen=True, slots=True, repr=False)
+class BreakerConfig(_Section):
     """Defaults for every circuit breaker (``[breaker]``); ``[breakers.NAME]`` overrides."""
 
     consecutive_failures: int | None = _opt(
-        5, "Open after this many failures in a row (the original 'failureThreshold').", minimum=1
-    )
+        5, "Open after this many failures in a row (the original 'failureThreshold').", minimum=1,
+        maximum=1_000_000,
+    )  # fmt: skip
     failure_rate_threshold: float = _opt(
         0.5, "Open when this fraction of calls in the window failed.", minimum=0, maximum=1
     )
-    minimum_calls: int = _opt(10, "Calls in the window before rates count.", minimum=1)
-    window_type: str = _opt("count", "'count' (last N calls) or 'time' (last N seconds).")
-    window_size: int = _opt(100, "Calls (count window) or seconds (time window).", minimum=1)
+    minimum_calls: int = _opt(10, "Calls in the window before rates count.", minimum=1,
+                              maximum=100_000)  # fmt: skip
+    window_type: str = _opt("count", "'count' (last N calls) or 'time' (last N seconds).",
+                            choices=("count", "time"))  # fmt: skip
+    window_size: int = _opt(100, "Calls (count window) or seconds (time window); memory grows "
+                            "with it, hence the bound.", minimum=1, maximum=100_000)  # fmt: skip
     slow_call_duration: float | None = _opt(
         None, "A call slower than this counts as slow (off when unset).", unit="seconds",
         minimum=0, exclusive_minimum=True,
@@ -150,33 +144,61 @@ class BreakerConfig:
         60.0, "Time OPEN before a trial call.", unit="seconds", minimum=0, exclusive_minimum=True
     )
     reset_timeout_multiplier: float = _opt(
-        1.0, "Growth of reset_timeout on repeated trips (1 = fixed).", minimum=1
+        1.0, "Growth of reset_timeout on repeated trips (1 = fixed).", minimum=1, maximum=100
     )
     max_reset_timeout: float = _opt(
         600.0, "Cap on the grown reset_timeout.", unit="seconds", minimum=0, exclusive_minimum=True
     )
-    half_open_max_calls: int = _opt(1, "Concurrent trial calls in HALF_OPEN.", minimum=1)
+    half_open_max_calls: int = _opt(1, "Concurrent trial calls in HALF_OPEN.", minimum=1,
+                                    maximum=10_000)  # fmt: skip
     shared: bool = _opt(False, "Share breaker state through Redis (needs redis_url).")
 
     def __post_init__(self) -> None:
-        if self.window_type not in ("count", "time"):
-            raise ConfigError("window_type", self.window_type, "must be 'count' or 'time'")
+        _normalize(self)
+        # The breaker's own cross-field rules (minimum_calls <= a count window,
+        # max_reset_timeout >= reset_timeout), run now instead of at app.breaker().
+        from .breaker._config import BreakerConfig as Settings
+
+        Settings.build(
+            "config",
+            failure_rate_threshold=self.failure_rate_threshold,
+            consecutive_failures=self.consecutive_failures,
+            minimum_calls=self.minimum_calls,
+            window_type=self.window_type,
+            window_size=self.window_size,
+            slow_call_duration=self.slow_call_duration,
+            slow_call_rate_threshold=self.slow_call_rate_threshold,
+            reset_timeout=self.reset_timeout,
+            reset_timeout_multiplier=self.reset_timeout_multiplier,
+            max_reset_timeout=self.max_reset_timeout,
+            half_open_max_calls=self.half_open_max_calls,
+            success_threshold=None,
+            half_open_timeout=None,
+            record_exceptions=(Exception,),
+            ignore_exceptions=(),
+            failure_predicate=None,
+            history_size=0,
+        )
 
 
-@dataclass(frozen=True, slots=True)
-class ServiceConfig:
+@dataclass(frozen=True, slots=True, repr=False)
+class ServiceConfig(_Section):
     """One outbound dependency (``[services.NAME]``), used by ``@app.protect(NAME)``."""
 
-    url: str | None = _opt(None, "Base URL of the dependency (informational, for reports).")
+    url: str | None = _opt(None, "Base URL of the dependency (informational, for reports; "
+                           "credentials in it are masked).")  # fmt: skip
     timeout: float | None = _opt(
         None, "Deadline per call.", unit="seconds", minimum=0, exclusive_minimum=True
     )
-    retries: int = _opt(0, "Retries after the first attempt.", minimum=0)
+    retries: int = _opt(0, "Retries after the first attempt.", minimum=0, maximum=100)
     rate_limit: str | None = _opt(None, "Rate-limit tier applied to calls (a key of rate_limits).")
-    max_concurrent: int | None = _opt(None, "Bulkhead: concurrent calls allowed.", minimum=1)
+    max_concurrent: int | None = _opt(None, "Bulkhead: concurrent calls allowed.", minimum=1,
+                                      maximum=1_000_000)  # fmt: skip
     # -- what protect() handles and how it times out (issue 15; docs/policies.md) --
     timeout_mode: str = _opt(
-        "deadline", "Sync timeouts: 'deadline' (inline, cooperative) or 'thread' (a worker)."
+        "deadline",
+        "Sync timeouts: 'deadline' (inline, cooperative) or 'thread' (a worker).",
+        choices=("deadline", "thread"),
     )
     retry_on: tuple[str, ...] = _opt(
         ("transient",), "Errors retried: 'transient', 'http:NNN' or exception class names."
@@ -195,6 +217,7 @@ class ServiceConfig:
     def __post_init__(self) -> None:
         from .policies._outcomes import check_rule_name
 
+        _normalize(self)  # coerce and check every field, as every section does
         if self.timeout_mode not in ("deadline", "thread"):
             raise ConfigError("timeout_mode", self.timeout_mode, "must be 'deadline' or 'thread'")
         for name in ("retry_on", "record_exceptions", "ignore_exceptions", "fallback_on"):
@@ -202,26 +225,38 @@ class ServiceConfig:
                 check_rule_name(f"{name}[{i}]", rule)
 
 
-@dataclass(frozen=True, slots=True)
-class CacheConfig:
+@dataclass(frozen=True, slots=True, repr=False)
+class CacheConfig(_Section):
     """The default TieredCache (``[cache]``)."""
 
-    max_items: int = _opt(10_000, "L1 capacity in entries (0 turns L1 off).", minimum=0)
+    max_items: int = _opt(10_000, "L1 capacity in entries (0 turns L1 off).", minimum=0,
+                          maximum=100_000_000)  # fmt: skip
     max_bytes: int = _opt(100 * 1024**2, "L1 capacity in bytes (keys and values).", unit="bytes",
-                          minimum=1)  # fmt: skip
+                          minimum=1, maximum=1024**4)  # fmt: skip
     ttl: float = _opt(300.0, "Default L1 time to live.", unit="seconds", minimum=0,
                       exclusive_minimum=True)  # fmt: skip
     redis_ttl: float = _opt(3600.0, "Default L2 (Redis) time to live.", unit="seconds", minimum=0,
                             exclusive_minimum=True)  # fmt: skip
     compress_threshold: int = _opt(1024, "Compress values larger than this.", unit="bytes",
-                                   minimum=0)  # fmt: skip
-    namespace: str = _opt("cache", "Key prefix; two namespaces never collide.")
+                                   minimum=0, maximum=1024**3)  # fmt: skip
+    namespace: str = _opt("cache", "Key prefix; two namespaces never collide.", name=True)
     stale_ttl: float = _opt(0.0, "Serve an expired value this long when the loader fails.",
                             unit="seconds", minimum=0)  # fmt: skip
+    serializer: str = _opt("json", "How values are stored in Redis; 'pickle' needs a secret.",
+                           choices=("json", "pickle"))  # fmt: skip
+    secret: str | None = _opt(None, "HMAC-SHA256 key signing every stored payload (at least "
+                              "16 bytes; required for pickle). A secret: always shown as ***.",
+                              secret=True)  # fmt: skip
+
+    def __post_init__(self) -> None:
+        _normalize(self)
+        from .cache._codec import Codec
+
+        Codec(serializer=self.serializer, secret=self.secret)  # type: ignore[arg-type]  # its rules, now
 
 
-@dataclass(frozen=True, slots=True)
-class RegistryConfig:
+@dataclass(frozen=True, slots=True, repr=False)
+class RegistryConfig(_Section):
     """The ServiceRegistry client (``[registry]``)."""
 
     ttl: float = _opt(30.0, "Lease of a registered instance.", unit="seconds", minimum=0,
@@ -232,8 +267,8 @@ class RegistryConfig:
                                         minimum=0, exclusive_minimum=True)  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class SqlConfig:
+@dataclass(frozen=True, slots=True, repr=False)
+class SqlConfig(_Section):
     """The QueryOptimizer (``[sql]``)."""
 
     slow_query_threshold: float = _opt(1.0, "Queries slower than this are reported.",
@@ -241,16 +276,16 @@ class SqlConfig:
     sample_rate: float = _opt(0.1, "Fraction of calls whose call site is sampled.", minimum=0,
                               maximum=1)  # fmt: skip
     nplusone_threshold: int = _opt(5, "Same-shape SELECTs per unit of work before N+1.",
-                                   minimum=2)  # fmt: skip
+                                   minimum=2, maximum=1_000_000)  # fmt: skip
     auto_index: bool = _opt(False, "Create verified indexes automatically (opt-in).")
     auto_index_threshold: int = _opt(100, "Calls per hour before a suggestion is applied.",
                                      minimum=1)  # fmt: skip
     max_indexes_per_table: int = _opt(10, "Never suggest past this many indexes per table.",
-                                      minimum=1)  # fmt: skip
+                                      minimum=1, maximum=1000)  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class AlertsConfig:
+@dataclass(frozen=True, slots=True, repr=False)
+class AlertsConfig(_Section):
     """Default alert thresholds (``[monitor.alerts]``); set a pair to remove its rule."""
 
     cpu_warning: float = _opt(70.0, "CPU usage warning.", unit="percent", minimum=0, maximum=100)
@@ -272,8 +307,8 @@ class AlertsConfig:
     disabled: tuple[str, ...] = _opt((), "Default rules to leave out, by name.")
 
 
-@dataclass(frozen=True, slots=True)
-class MonitorAuthConfig:
+@dataclass(frozen=True, slots=True, repr=False)
+class MonitorAuthConfig(_Section):
     """Credentials of the monitor's endpoints (``[monitor.auth]``); unset = no auth.
 
     ``SENTIA_MONITOR__AUTH__TOKEN`` and the like set them from the environment.
@@ -303,8 +338,8 @@ class MonitorAuthConfig:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class MonitorConfig:
+@dataclass(frozen=True, slots=True, repr=False)
+class MonitorConfig(_Section):
     """The PerformanceMonitor (``[monitor]``)."""
 
     enabled: bool = _opt(
@@ -314,12 +349,13 @@ class MonitorConfig:
                                   unit="seconds", minimum=0, exclusive_minimum=True)  # fmt: skip
     retention: float = _opt(7 * 86400.0, "History kept.", unit="seconds", minimum=0,
                             exclusive_minimum=True)  # fmt: skip
-    http_host: str = _opt("127.0.0.1", "Address `sentia serve` binds (loopback by default).")
+    http_host: str = _opt("127.0.0.1", "Address `sentia serve` binds (loopback by default).",
+                          name=True)  # fmt: skip
     http_port: int = _opt(9464, "Port `sentia serve` binds (0 = any free port).", minimum=0,
                           maximum=65535)  # fmt: skip
     system_metrics: bool = _opt(True, "Sample CPU, memory, disk and network with psutil.")
-    alerts: AlertsConfig = _opt(AlertsConfig(), "Default alert thresholds.")
-    auth: MonitorAuthConfig = _opt(MonitorAuthConfig(), "Endpoint credentials.")
+    alerts: AlertsConfig = _opt(AlertsConfig, "Default alert thresholds.")
+    auth: MonitorAuthConfig = _opt(MonitorAuthConfig, "Endpoint credentials.")
     tls_certfile: str | None = _opt(None, "PEM certificate: `app.serve()` speaks HTTPS.")
     tls_keyfile: str | None = _opt(None, "PEM private key of tls_certfile.")
     allow_unauthenticated: bool = _opt(
@@ -332,38 +368,52 @@ class MonitorConfig:
                                       maximum=3600)  # fmt: skip
 
     def __post_init__(self) -> None:
+        _normalize(self)  # coerce and check every field, as every section does
         if (self.tls_certfile is None) != (self.tls_keyfile is None):
             raise ConfigError(
                 "tls_keyfile", self.tls_keyfile, "tls_certfile and tls_keyfile go together"
             )
 
 
-@dataclass(frozen=True, slots=True)
-class SentiaConfig:
+@dataclass(frozen=True, slots=True, repr=False)
+class SentiaConfig(_Section):
     """Everything ``Sentia`` builds (the top level of the file)."""
 
     redis_url: str | None = _opt(
-        None, "Redis for shared state (redis://, rediss://, unix://); unset = embedded."
-    )
-    namespace: str = _opt("sentia", "Prefix of every Redis key this application writes.")
-    breaker: BreakerConfig = _opt(BreakerConfig(), "Defaults for every breaker.")
+        None, "Redis for shared state (redis://, rediss://, unix://); unset = embedded. "
+        "Checked at load time (scheme, host, port 1..65535, database number); its password "
+        "is masked in every repr, error and log line.",
+    )  # fmt: skip
+    namespace: str = _opt("sentia", "Prefix of every Redis key this application writes "
+                          "(letters, digits and `_.:-`, at most 100).", name=True)  # fmt: skip
+    breaker: BreakerConfig = _opt(BreakerConfig, "Defaults for every breaker.")
     breakers: dict[str, BreakerConfig] = _opt({}, "Per-name breaker settings.")
     services: dict[str, ServiceConfig] = _opt({}, "Outbound dependencies by name.")
     rate_limits: dict[str, str] = _opt(
         {"api": "1000/15min", "auth": "50/15min", "admin": "200/15min"},
         "Rate-limit tiers: name = 'N/period' (merged over the defaults).",
     )
-    cache: CacheConfig = _opt(CacheConfig(), "The default cache.")
-    registry: RegistryConfig = _opt(RegistryConfig(), "The service registry client.")
-    sql: SqlConfig = _opt(SqlConfig(), "The query optimizer.")
-    monitor: MonitorConfig = _opt(MonitorConfig(), "The performance monitor.")
+    cache: CacheConfig = _opt(CacheConfig, "The default cache.")
+    registry: RegistryConfig = _opt(RegistryConfig, "The service registry client.")
+    sql: SqlConfig = _opt(SqlConfig, "The query optimizer.")
+    monitor: MonitorConfig = _opt(MonitorConfig, "The performance monitor.")
+
+    def __post_init__(self) -> None:
+        _normalize(self)
+        _check_references(self)
 
 
 # ---------------------------------------------------------------------------- loading
 
 
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _hints(cls: type) -> dict[str, Any]:
-    return get_type_hints(cls, globalns=vars(sys.modules[__name__]))
+    found = _HINTS.get(cls)
+    if found is None:
+        found = _HINTS[cls] = get_type_hints(cls, globalns=vars(sys.modules[__name__]))
+    return found
 
 
 def _is_optional(tp: Any) -> tuple[bool, Any]:
@@ -375,12 +425,26 @@ def _is_optional(tp: Any) -> tuple[bool, Any]:
     return False, tp
 
 
+def _normalize(section: Any) -> None:
+    """Coerce and check every field of ``section`` in place (it is frozen: setattr by hand)."""
+    hints = _hints(type(section))
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        coerced = _coerce(f.name, hints[f.name], value, f.metadata)
+        if coerced is not value:
+            object.__setattr__(section, f.name, coerced)
+
+
 def _coerce(key: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
-    if meta.get("secret"):  # an invalid secret is named, never printed
-        try:
-            return _coerce(key, tp, value, {**meta, "secret": False})
-        except ConfigError as exc:
-            raise ConfigError(key, "***", exc.reason) from None
+    try:
+        return _coerce_value(key, tp, value, meta)
+    except ConfigError as exc:
+        if meta.get("secret"):
+            raise ConfigError(exc.parameter, mask(exc.value), exc.reason) from None
+        raise
+
+
+def _coerce_value(key: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
     optional, inner = _is_optional(tp)
     if value is None or (optional and isinstance(value, str) and value.lower() in ("", "none")):
         if optional:
@@ -395,7 +459,14 @@ def _coerce(key: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
         if not isinstance(value, Mapping):
             raise ConfigError(key, value, "must be a table of name = value")
         _, vt = get_args(tp)
-        return {str(k): _coerce(f"{key}.{k}", vt, v, {}) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str) or not _NAME.match(k):
+                raise ConfigError(
+                    f"{key}.{k}", v, "names are letters, digits and _.:- (at most 100)"
+                )
+            out[k] = _coerce(f"{key}.{k}", vt, v, {})
+        return out
     if origin is tuple:
         et = get_args(tp)[0]
         if isinstance(value, str):
@@ -412,17 +483,62 @@ def _coerce(key: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
             return False
         raise ConfigError(key, value, "must be true or false")
     if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(key, value, "must be a string")
-        return value
+        return _text(key, value, meta)
     if tp is int:
         number: float = parse_size(key, value) if unit == "bytes" else _number(key, value, int)
     elif tp is float:
         number = parse_duration(key, value) if unit == "seconds" else _number(key, value, float)
-    else:  # pragma: no cover - every field type is covered above
-        raise ConfigError(key, value, f"unsupported type {tp!r}")
+    else:  # a type this loader does not coerce (a callable, an exception class): kept as given
+        return value
     _bounds(key, number, meta)
     return number
+
+
+def _text(key: str, value: Any, meta: Mapping[str, Any]) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(key, value, "must be a string")
+    if len(value) > MAX_TEXT:
+        raise ConfigError(key, value, f"is longer than {MAX_TEXT} characters")
+    if not value.isprintable():
+        raise ConfigError(key, value, "must not contain control or unprintable characters")
+    choices = meta.get("choices") or ()
+    if choices and value not in choices:
+        raise ConfigError(key, value, "must be one of " + ", ".join(repr(c) for c in choices))
+    if meta.get("name") and not _NAME.match(value):
+        raise ConfigError(key, value, "must be 1 to 100 letters, digits or _.:-")
+    if key == "redis_url":
+        _check_redis_url(key, value)
+    return value
+
+
+def _check_redis_url(key: str, url: str) -> None:
+    """Everything redis-py would only find at the first connection, found now."""
+    import urllib.parse
+
+    try:
+        parts = urllib.parse.urlsplit(url)
+        scheme = parts.scheme
+        if scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError(key, url, "a Redis URL starts with redis://, rediss:// or unix://")
+        if scheme == "unix":
+            if not parts.path:
+                raise ConfigError(key, url, "a unix:// URL needs a socket path")
+            return
+        if not parts.hostname:
+            raise ConfigError(key, url, "needs a host, e.g. redis://127.0.0.1:6379/0")
+        port = parts.port  # ValueError when not a number or outside 0..65535
+        if port == 0:
+            raise ConfigError(key, url, "port must be between 1 and 65535")
+        db = parts.path.lstrip("/")
+        if db and not (db.isdigit() and int(db) < 1_000_000):
+            raise ConfigError(key, url, f"the database is a number, got {db[:20]!r}")
+        from redis.connection import parse_url
+
+        parse_url(url)  # type: ignore[no-untyped-call]  # redis-py reads the query string
+    except ValueError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(key, url, str(exc)) from None
 
 
 def _number(key: str, value: Any, kind: type) -> Any:
@@ -439,13 +555,21 @@ def _number(key: str, value: Any, kind: type) -> Any:
         if not isinstance(value, int):
             raise ConfigError(key, value, "must be an integer")
         return value
-    if not isinstance(value, (int, float)) or math.isnan(value) or math.isinf(value):
+    if not isinstance(value, (int, float)):
+        raise ConfigError(key, value, "must be a number")
+    try:
+        v = float(value)
+    except OverflowError:
+        raise ConfigError(key, value, "is too large") from None
+    if not math.isfinite(v):
         raise ConfigError(key, value, "must be a finite number")
-    return float(value)
+    return v
 
 
 def _bounds(key: str, number: float, meta: Mapping[str, Any]) -> None:
-    lo, hi = meta.get("minimum"), meta.get("maximum")
+    if isinstance(number, float) and math.isnan(number):
+        raise ConfigError(key, number, "must not be NaN")
+    lo, hi = meta.get("minimum"), _maximum(meta, number)
     if lo is not None:
         if meta.get("exclusive_minimum") and number <= lo:
             raise ConfigError(key, number, f"must be greater than {lo:g}")
@@ -455,32 +579,81 @@ def _bounds(key: str, number: float, meta: Mapping[str, Any]) -> None:
         raise ConfigError(key, number, f"must be at most {hi:g}")
 
 
+def _maximum(meta: Mapping[str, Any], number: float | None = None) -> float | None:
+    """The documented upper bound: the field's own, else one per unit / type."""
+    hi: float | None = meta.get("maximum")
+    if hi is not None:
+        return hi
+    if meta.get("unit") == "seconds":
+        return MAX_SECONDS
+    if isinstance(number, int) or meta.get("unit") == "bytes":
+        return MAX_INTEGER
+    return None
+
+
 def _build(cls: type[T], data: Any, prefix: str) -> T:
     if isinstance(data, cls):
         return data
     if not isinstance(data, Mapping):
         raise ConfigError(prefix or "config", data, "must be a table of settings")
-    hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
-    for raw_key, value in data.items():
+    for raw_key, raw in data.items():
+        value = raw
         name = str(raw_key).replace("-", "_")
         key = f"{prefix}.{raw_key}" if prefix else str(raw_key)
         if name not in fields:
             known = ", ".join(sorted(fields))
             raise ConfigError(key, value, f"unknown setting (known: {known})")
         f = fields[name]
-        coerced = _coerce(key, hints[name], value, f.metadata)
-        if isinstance(coerced, dict) and f.default_factory is not dataclasses.MISSING:
-            # A table with non-empty defaults (rate_limits) is merged over them, so
-            # adding one tier does not silently drop the others.
-            coerced = {**f.default_factory(), **coerced}
-        kwargs[name] = coerced
+        if isinstance(value, Mapping) and f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+            if isinstance(default, dict):
+                # A table with non-empty defaults (rate_limits) is merged over them, so
+                # adding one tier does not silently drop the others.
+                value = {**default, **value}
+        kwargs[name] = value
     try:
         return cls(**kwargs)
     except ConfigError as exc:
         key = f"{prefix}.{exc.parameter}" if prefix else exc.parameter
         raise ConfigError(key, exc.value, exc.reason) from None
+
+
+def _check_references(cfg: SentiaConfig) -> None:
+    """What no single section can check: the settings that name each other."""
+    from .policies import parse_rate
+
+    for tier, text in cfg.rate_limits.items():
+        parse_rate(text, parameter=f"rate_limits.{tier}")
+    tiers = ", ".join(sorted(cfg.rate_limits)) or "none"
+    for name, svc in cfg.services.items():
+        if svc.rate_limit is not None and svc.rate_limit not in cfg.rate_limits:
+            raise ConfigError(
+                f"services.{name}.rate_limit",
+                svc.rate_limit,
+                f"no rate-limit tier {svc.rate_limit!r} in rate_limits (tiers: {tiers})",
+            )
+    if cfg.redis_url is None:
+        shared = [("breaker.shared", cfg.breaker)]
+        shared += [(f"breakers.{n}.shared", b) for n, b in cfg.breakers.items()]
+        for key, b in shared:
+            if b.shared:
+                raise ConfigError(key, True, "shared breaker state needs redis_url")
+
+
+def _section_repr(section: Any) -> str:
+    parts = []
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if f.metadata.get("secret"):
+            shown = mask(value)
+        elif isinstance(value, str):
+            shown = repr(mask_url(value))
+        else:
+            shown = repr(value)
+        parts.append(f"{f.name}={shown}")
+    return f"{type(section).__name__}({', '.join(parts)})"
 
 
 def load(data: Mapping[str, Any] | SentiaConfig | None = None) -> SentiaConfig:
@@ -495,20 +668,14 @@ def load(data: Mapping[str, Any] | SentiaConfig | None = None) -> SentiaConfig:
 
 
 def load_file(path: str | os.PathLike[str]) -> SentiaConfig:
-    """Load a TOML file. Unreadable or invalid TOML raises :class:`ConfigError` naming the file."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - exercised on 3.10 only
-        import tomli as tomllib
-    p = Path(path)
-    try:
-        with p.open("rb") as fh:
-            data = tomllib.load(fh)
-    except OSError as exc:
-        raise ConfigError(str(p), None, f"cannot read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(p), None, f"invalid TOML: {exc}") from None
-    return load(data)
+    """Load a TOML file.
+
+    Raises:
+        ConfigError: naming the file when it cannot be read, is larger than
+            ``MAX_FILE_BYTES``, is not UTF-8 text or not valid TOML; naming the
+            dotted key when a setting is invalid.
+    """
+    return load(_read_toml(os.fspath(path)))
 
 
 def load_env(
@@ -542,6 +709,10 @@ def load_env(
     return load(data)
 
 
+#: Largest configuration file read (bytes): a configuration is a few KB.
+MAX_FILE_BYTES = 1024**2
+
+
 def _read_toml(path: str) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
@@ -549,11 +720,23 @@ def _read_toml(path: str) -> dict[str, Any]:
         import tomli as tomllib
     try:
         with open(path, "rb") as fh:
-            return dict(tomllib.load(fh))
+            raw = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ConfigError(path, None, f"cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(path, None, f"is larger than {MAX_FILE_BYTES} bytes; not a config file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            path, None, f"is not UTF-8 text (byte {exc.start}); a config file is TOML"
+        ) from None
+    try:
+        return dict(tomllib.loads(text))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, None, f"invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(path, None, "invalid TOML: nested too deeply") from None
 
 
 def _deep_copy(d: dict[str, Any]) -> dict[str, Any]:
@@ -622,6 +805,19 @@ def reference_markdown() -> str:
         "seconds or strings such as `250ms`, `5min`, `1h`; sizes accept bytes or `1KB`,",
         "`100MB`. Unknown keys and bad values fail at load time, naming the dotted key.",
         "",
+        "Every number has a documented upper bound (below, or: durations at most",
+        f"{MAX_SECONDS:g} s, integers at most 2^53), so no setting can make a component",
+        "allocate without limit later; `nan` and `inf` are refused. Names (`namespace`, the",
+        "NAME of `[services.NAME]`, `[breakers.NAME]`, rate-limit tiers) are 1 to 100",
+        "letters, digits or `_.:-`. A configuration file is UTF-8 TOML of at most",
+        f"{MAX_FILE_BYTES // 1024} KiB. Settings that name each other are checked together:",
+        "`services.NAME.rate_limit` must be a key of `rate_limits`, every `rate_limits` value",
+        "must parse as `N/period`, and `shared = true` on a breaker needs `redis_url`.",
+        "Credentials in `redis_url` (and any URL) are masked in every repr and error.",
+        "Python code takes the same duration strings wherever it takes seconds",
+        '(`app.protect(name, timeout="2s")`, `CircuitBreaker(reset_timeout="30s")`,',
+        '`cache.set(key, value, ttl="5min")`): one parser serves both.',
+        "",
     ]
     sections: list[tuple[str, type]] = [
         ("(top level)", SentiaConfig),
@@ -644,8 +840,12 @@ def reference_markdown() -> str:
             if meta.get("minimum") is not None:
                 op = ">" if meta.get("exclusive_minimum") else ">="
                 bounds.append(f"{op} {meta['minimum']:g}")
-            if meta.get("maximum") is not None:
-                bounds.append(f"<= {meta['maximum']:g}")
+            _, inner = _is_optional(hints[f.name])
+            hi = _maximum(meta, 0 if inner is int else None) if inner in (int, float) else None
+            if hi is not None:
+                bounds.append(f"<= {hi:g}")
+            if meta.get("choices"):
+                bounds.append("one of " + ", ".join(f"'{c}'" for c in meta["choices"]))
             doc = meta.get("doc", "") + (f" ({', '.join(bounds)})" if bounds else "")
             lines.append(
                 f"| `{f.name}` | {_type_name(hints[f.name])} | `{_default_text(f)}` "

@@ -47,6 +47,8 @@ and never raise them (see DESIGN.md, rule 5).
 
 from __future__ import annotations
 
+from ._secrets import mask_text
+
 __all__ = [
     "BackendError",
     "BackendUnavailableError",
@@ -76,16 +78,31 @@ class SentiaError(Exception):
 class ConfigError(SentiaError, ValueError):
     """Invalid configuration, raised at construction time.
 
+    The message never carries a secret: credentials inside any URL in it are
+    masked (``redis://:***@host/0``), and a value longer than 200 characters is
+    cut, so a hostile setting cannot flood a log.
+
     Attributes:
         parameter: the name of the offending parameter or configuration key.
-        value: the value that was rejected.
+        value: the value that was rejected (a string with a credential-bearing
+            URL is kept masked).
+        reason: why it was rejected.
     """
 
     def __init__(self, parameter: str, value: object, reason: str) -> None:
+        if isinstance(value, str) and "://" in value:
+            value = mask_text(value)
         self.parameter = parameter
         self.value = value
         self.reason = reason
-        super().__init__(f"invalid {parameter}={value!r}: {reason}")
+        try:
+            shown = repr(value)
+        except Exception:  # a value whose repr raises must not hide the real error
+            shown = f"<{type(value).__name__}>"
+        if len(shown) > 200:
+            shown = shown[:180] + f"...<{len(shown)} chars>"
+        what = parameter if value is None else f"{parameter}={shown}"
+        super().__init__(mask_text(f"invalid {what}: {reason}"))
 
 
 class NotCallableError(ConfigError, TypeError):

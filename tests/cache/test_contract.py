@@ -135,7 +135,7 @@ class TestTTL:
         clock.advance(10**9)
         assert cache.get("k") == 1
 
-    @pytest.mark.parametrize("ttl", [0, -1, math.nan, "10", True])
+    @pytest.mark.parametrize("ttl", [0, -1, math.nan, "10 fortnights", True])
     def test_a_bad_ttl_raises_naming_it(self, cache: TieredCache, ttl: Any) -> None:
         with pytest.raises(ConfigError) as err:
             cache.set("k", 1, ttl=ttl)

@@ -98,7 +98,7 @@ def test_strategies_satisfy_the_protocol() -> None:
         (lambda: LinearBackoff(increment=-1), "increment"),
         (lambda: LinearBackoff(initial=3, max_delay=1), "max_delay"),
         (lambda: FixedBackoff(-0.1), "delay"),
-        (lambda: FixedBackoff("1"), "delay"),  # type: ignore[arg-type]
+        (lambda: FixedBackoff("1 fortnight"), "delay"),  # type: ignore[arg-type]
     ],
 )
 def test_bad_configuration_names_the_parameter(factory: object, parameter: str) -> None:

@@ -270,7 +270,7 @@ def test_repr_and_stats_start_at_zero() -> None:
         ((0,), {}, "seconds"),
         ((-1,), {}, "seconds"),
         ((float("inf"),), {}, "seconds"),
-        (("1",), {}, "seconds"),
+        (("1 fortnight",), {}, "seconds"),
         ((1,), {"sync_mode": "signal"}, "sync_mode"),
         ((1,), {"max_workers": 0}, "max_workers"),
         ((1,), {"name": ""}, "name"),

@@ -554,7 +554,7 @@ def test_stats_snapshot(clock: ManualClock, backend: MemoryBackend) -> None:
         ({"ttl": 10, "heartbeat_interval": 10}, "heartbeat_interval"),
         ({"heartbeat_interval": -1}, "heartbeat_interval"),
         ({"health_check_interval": 0}, "health_check_interval"),
-        ({"health_check_timeout": "1"}, "health_check_timeout"),
+        ({"health_check_timeout": "1 fortnight"}, "health_check_timeout"),
         ({"healthy_threshold": 0}, "healthy_threshold"),
         ({"unhealthy_threshold": 1.5}, "unhealthy_threshold"),
         ({"deregister_after": 0}, "deregister_after"),

@@ -383,7 +383,7 @@ def test_fingerprint_is_what_the_optimizer_groups_by(clock: ManualClock) -> None
     [
         ({"name": ""}, "name"),
         ({"slow_query_threshold": -1}, "slow_query_threshold"),
-        ({"slow_query_threshold": "1"}, "slow_query_threshold"),
+        ({"slow_query_threshold": "1 fortnight"}, "slow_query_threshold"),
         ({"sample_rate": 1.5}, "sample_rate"),
         ({"sample_rate": -0.1}, "sample_rate"),
         ({"nplusone_threshold": 1}, "nplusone_threshold"),

@@ -64,7 +64,7 @@ from typing import Any, Final, Literal, NamedTuple
 
 from sentia_core._clock import Clock
 from sentia_core._events import Event, Listeners
-from sentia_core._validate import check_int, check_non_negative
+from sentia_core._validate import check_int, check_non_negative, parse_duration
 from sentia_core.errors import ConfigError
 
 from ._backend import BackendWrite, CacheBackend, StoredBatch, StoredValue
@@ -1192,6 +1192,8 @@ class CacheCore:
 
 
 def _check_ttl(parameter: str, ttl: object) -> float:
+    if isinstance(ttl, str):
+        ttl = parse_duration(parameter, ttl)  # "5min", like the configuration file
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
         raise ConfigError(parameter, ttl, "a TTL is a number of seconds")
     t = float(ttl)

@@ -15,13 +15,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ._metrics import Counter, Gauge, Histogram, MetricFamily, MetricKind
 from ._names import escape_help, escape_label_value
 from ._retention import HistoryPoint
+
+_log = logging.getLogger("sentia_core.monitor")
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -66,52 +70,73 @@ def prometheus_text(
     histograms: str = "summary",
     buckets: Sequence[float] = DEFAULT_BUCKETS,
 ) -> str:
-    """Every family in the Prometheus text exposition format 0.0.4."""
+    """Every family in the Prometheus text exposition format 0.0.4.
+
+    A series that cannot be rendered (a value of an exotic type, a sketch that
+    raises) is left out and logged; it never takes the rest of the page with it.
+    """
     out: list[str] = []
-    qtext = [format_value(float(q)) for q in quantiles]
-    bounds = sorted(float(b) for b in buckets if b != math.inf)
-    btext = [format_value(b) for b in bounds]
+    layout = _Layout(
+        as_buckets=histograms == "buckets",
+        quantiles=tuple(quantiles),
+        qtext=tuple(format_value(float(q)) for q in quantiles),
+        summary_window=summary_window,
+        bounds=tuple(sorted(float(b) for b in buckets if b != math.inf)),
+    )
     for fam in families:
-        series = fam.all_series()
         kind = fam.kind
-        names = fam.label_names
         if kind is MetricKind.COUNTER:
-            sample = fam.exposed_names()[0]
-            out.append(f"# HELP {sample} {escape_help(fam.help)}")
-            out.append(f"# TYPE {sample} counter")
-            for s in series:
-                assert isinstance(s, Counter)
-                out.append(f"{sample}{_labels(names, s.label_values)} {format_value(s.value)}")
+            sample, type_name = fam.exposed_names()[0], "counter"
         elif kind is MetricKind.GAUGE:
-            out.append(f"# HELP {fam.name} {escape_help(fam.help)}")
-            out.append(f"# TYPE {fam.name} gauge")
-            for s in series:
-                assert isinstance(s, Gauge)
-                out.append(f"{fam.name}{_labels(names, s.label_values)} {format_value(s.value)}")
+            sample, type_name = fam.name, "gauge"
         else:
-            as_buckets = histograms == "buckets"
-            out.append(f"# HELP {fam.name} {escape_help(fam.help)}")
-            out.append(f"# TYPE {fam.name} {'histogram' if as_buckets else 'summary'}")
-            for s in series:
-                assert isinstance(s, Histogram)
-                lv = s.label_values
-                count, total_sum = s.totals()
-                if as_buckets:
-                    ranks = s.sketch().ranks(bounds)
-                    for bt, rank in zip(btext, ranks, strict=True):
-                        le = _labels(names, lv, f'le="{bt}"')
-                        out.append(f"{fam.name}_bucket{le} {rank}")
-                    le = _labels(names, lv, 'le="+Inf"')
-                    out.append(f"{fam.name}_bucket{le} {count}")
-                else:
-                    values = s.sketch(summary_window).quantiles(quantiles)
-                    for qt, v in zip(qtext, values, strict=True):
-                        ql = _labels(names, lv, f'quantile="{qt}"')
-                        out.append(f"{fam.name}{ql} {format_value(v)}")
-                plain = _labels(names, lv)
-                out.append(f"{fam.name}_sum{plain} {format_value(total_sum)}")
-                out.append(f"{fam.name}_count{plain} {count}")
+            sample = fam.name
+            type_name = "histogram" if layout.as_buckets else "summary"
+        out.append(f"# HELP {sample} {escape_help(fam.help)}")
+        out.append(f"# TYPE {sample} {type_name}")
+        for s in fam.all_series():
+            try:
+                out.extend(_series_lines(fam, s, sample, layout))
+            except Exception:
+                _log.warning(
+                    "metric %s: a series could not be rendered; left out", fam.name, exc_info=True
+                )
     return "\n".join(out) + "\n" if out else ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    as_buckets: bool
+    quantiles: tuple[float, ...]
+    qtext: tuple[str, ...]
+    summary_window: float | None
+    bounds: tuple[float, ...]
+
+
+def _series_lines(fam: MetricFamily[Any], s: Any, sample: str, layout: _Layout) -> list[str]:
+    names = fam.label_names
+    lv = s.label_values
+    if isinstance(s, (Counter, Gauge)):
+        return [f"{sample}{_labels(names, lv)} {format_value(s.value)}"]
+    assert isinstance(s, Histogram)
+    lines: list[str] = []
+    count, total_sum = s.totals()
+    if layout.as_buckets:
+        ranks = s.sketch().ranks(layout.bounds)
+        for bound, rank in zip(layout.bounds, ranks, strict=True):
+            le = _labels(names, lv, 'le="' + format_value(bound) + '"')
+            lines.append(f"{sample}_bucket{le} {rank}")
+        inf = _labels(names, lv, 'le="+Inf"')
+        lines.append(f"{sample}_bucket{inf} {count}")
+    else:
+        values = s.sketch(layout.summary_window).quantiles(layout.quantiles)
+        for qt, v in zip(layout.qtext, values, strict=True):
+            ql = _labels(names, lv, 'quantile="' + qt + '"')
+            lines.append(f"{sample}{ql} {format_value(v)}")
+    plain = _labels(names, lv)
+    lines.append(f"{sample}_sum{plain} {format_value(total_sum)}")
+    lines.append(f"{sample}_count{plain} {count}")
+    return lines
 
 
 def _json_number(v: float | None) -> float | None:

@@ -36,11 +36,12 @@ from typing import Any, Generic, ParamSpec, TypeVar
 
 from sentia_core.errors import MetricError
 
-from ._names import check_label_names, check_metric_name, label_values
+from ._names import MAX_HELP_LENGTH, check_label_names, check_metric_name, label_values, safe_text
 from ._sketch import FrozenSketch, QuantileSketch
 from ._timing import Timer, timed
 
 __all__ = [
+    "MAX_FAMILIES",
     "OVERFLOW_LABEL_VALUE",
     "Counter",
     "Gauge",
@@ -57,6 +58,9 @@ _INF = math.inf
 _BATCH = 256
 #: The label value every label of the overflow series carries.
 OVERFLOW_LABEL_VALUE = "__overflow__"
+#: Metric families one registry exposes; past it a new name gets a working but
+#: unexposed family (counted in ``Registry.families_dropped``, logged once).
+MAX_FAMILIES = 1000
 
 
 class MetricKind(str, enum.Enum):
@@ -596,8 +600,12 @@ class Registry:
         max_buckets: int,
         windows: tuple[float, ...],
         window_slot: float,
+        max_families: int = MAX_FAMILIES,
     ) -> None:
         self._now = now
+        self.max_families = max_families
+        #: new metric names refused exposition because ``max_families`` was reached.
+        self.families_dropped = 0
         self.max_series = max_series
         self.relative_accuracy = relative_accuracy
         self.max_buckets = max_buckets
@@ -638,6 +646,8 @@ class Registry:
             with self._lock:
                 fam = self._families.get(name)
                 if fam is None:
+                    if len(self._families) >= self.max_families:
+                        return self._detached(name, kind, label_names, help)
                     fam = self._create(
                         name,
                         kind=kind,
@@ -654,7 +664,7 @@ class Registry:
                 f"metric {name!r} has labels {sorted(fam.label_names)}; got {sorted(label_names)}"
             )
         if help:
-            fam.help = help
+            fam.help = safe_text(help, MAX_HELP_LENGTH)
         if kind is MetricKind.HISTOGRAM:
             for option, value in (
                 ("relative_accuracy", relative_accuracy),
@@ -676,10 +686,11 @@ class Registry:
         max_series: int | None,
         relative_accuracy: float | None,
         max_buckets: int | None,
+        register: bool = True,
     ) -> MetricFamily[Any]:
         check_metric_name(name)
         check_label_names(name, label_names, _RESERVED_LABELS[kind])
-        names = exposed_names(name, kind)
+        names = exposed_names(name, kind) if register else ()
         for exposed in names:
             owner = self._exposed.get(exposed)
             if owner is not None:
@@ -690,7 +701,7 @@ class Registry:
         cap = self.max_series if max_series is None else max_series
         if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
             raise MetricError(f"max_series must be an integer >= 1, got {cap!r}")
-        text = help or f"{kind.value} {name}"
+        text = safe_text(help, MAX_HELP_LENGTH) if help else f"{kind.value} {name}"
         fam: MetricFamily[Any]
         if kind is MetricKind.COUNTER:
             fam = MetricFamily(
@@ -728,7 +739,36 @@ class Registry:
                 factory=make,
                 options={"relative_accuracy": accuracy, "max_buckets": buckets},
             )
-        for exposed in names:
-            self._exposed[exposed] = name
-        self._families[name] = fam
+        if register:
+            for exposed in names:
+                self._exposed[exposed] = name
+            self._families[name] = fam
         return fam
+
+    def _detached(
+        self,
+        name: str,
+        kind: MetricKind,
+        label_names: tuple[str, ...],
+        help: str | None,
+    ) -> MetricFamily[Any]:
+        # Past the cap: a family that works (callers never fail) but is not kept,
+        # so neither memory nor the scrape grows with the number of names.
+        self.families_dropped += 1
+        if self.families_dropped == 1:
+            _log.warning(
+                "the monitor reached its cap of %d metric names; %r and later new names "
+                "are not exposed",
+                self.max_families,
+                name,
+            )
+        return self._create(
+            name,
+            kind=kind,
+            label_names=label_names,
+            help=help,
+            max_series=1,
+            relative_accuracy=None,
+            max_buckets=None,
+            register=False,
+        )

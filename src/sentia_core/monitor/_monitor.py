@@ -99,6 +99,8 @@ class MonitorStats:
         ticks: ticks run.
         tick_errors: tick steps that raised (logged; the sampler keeps going).
         running: whether the sampler thread runs.
+        families_dropped: new metric names not exposed because the registry
+            reached ``MAX_FAMILIES`` (1000) names.
     """
 
     families: int
@@ -119,6 +121,7 @@ class MonitorStats:
     ticks: int
     tick_errors: int
     running: bool
+    families_dropped: int = 0
 
 
 def _stat_name(q: float) -> str:
@@ -1173,6 +1176,7 @@ class PerformanceMonitor:
             ticks=self._ticks,
             tick_errors=self._tick_errors,
             running=self.running,
+            families_dropped=self._registry.families_dropped,
         )
 
     def __repr__(self) -> str:

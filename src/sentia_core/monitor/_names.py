@@ -1,4 +1,13 @@
-"""Metric and label names: Prometheus rules, checked once, with clear errors."""
+"""Metric and label names: Prometheus rules, checked once, with clear errors.
+
+Label values come from data (a request path, a tenant id), so they are made
+safe once, when a series is created, instead of being trusted at every scrape:
+a lone surrogate (``"/caf\\udce9"``, what ``os.fsdecode`` makes of a
+non-UTF-8 byte) or a control character becomes U+FFFD, and a value longer
+than :data:`MAX_LABEL_VALUE_LENGTH` characters is cut (ending in ``…``). Every
+exposition can therefore be encoded as UTF-8, and one hostile value costs at
+most a bounded number of bytes per scrape.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +18,28 @@ from sentia_core.errors import MetricError
 
 __all__ = [
     "LABEL_NAME",
+    "MAX_HELP_LENGTH",
+    "MAX_LABEL_VALUE_LENGTH",
     "METRIC_NAME",
     "check_label_names",
     "check_metric_name",
     "escape_help",
     "escape_label_value",
     "label_values",
+    "safe_text",
 ]
 
 #: Prometheus metric names: ``[a-zA-Z_:][a-zA-Z0-9_:]*``.
 METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
 #: Prometheus label names: ``[a-zA-Z_][a-zA-Z0-9_]*``; ``__`` prefixes are reserved.
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+#: Longest label value kept (characters); longer values are cut and end in "…".
+MAX_LABEL_VALUE_LENGTH = 256
+#: Longest HELP text kept (characters).
+MAX_HELP_LENGTH = 1024
+# lone surrogates and control characters other than newline and tab (which the
+# text format escapes or allows)
+_UNSAFE = re.compile("[\ud800-\udfff\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def check_metric_name(name: object) -> str:
@@ -68,12 +87,24 @@ def label_values(
 
 def _text(value: object) -> str:
     if isinstance(value, str):
-        return value
-    if isinstance(value, (bool, int, float)) or value is None:
+        text = value
+    elif isinstance(value, (bool, int, float)) or value is None:
         return str(value)
-    if hasattr(value, "value") and isinstance(value.value, str):  # enums
-        return value.value
-    return str(value)
+    elif hasattr(value, "value") and isinstance(value.value, str):  # enums
+        text = value.value
+    else:
+        text = str(value)
+    if len(text) <= MAX_LABEL_VALUE_LENGTH and text.isascii() and text.isprintable():
+        return text  # the common case: no copy
+    return safe_text(text, MAX_LABEL_VALUE_LENGTH)
+
+
+def safe_text(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters (ending in "…") with lone surrogates and
+    control characters (but newline and tab) replaced by U+FFFD: always encodable."""
+    if len(text) > limit:
+        text = text[: limit - 1] + "\u2026"
+    return _UNSAFE.sub("\ufffd", text)
 
 
 def escape_label_value(value: str) -> str:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any, Protocol, runtime_checkable
 
+from sentia_core._secrets import mask, mask_text, mask_webhook_url
 from sentia_core._validate import (
     check_fraction,
     check_int,
@@ -97,14 +98,59 @@ class LoggingNotifier:
 
 def _check_url(parameter: str, url: object) -> str:
     if not isinstance(url, str):
-        raise ConfigError(parameter, url, "must be an http:// or https:// URL")
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(parameter, url, "must be an http:// or https:// URL")
+        raise ConfigError(parameter, type(url).__name__, "must be an http:// or https:// URL")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        ok = False
+    if not ok:
+        # the URL is the secret (a Slack webhook): never put it in the error
+        raise ConfigError(parameter, mask_webhook_url(url), "must be an http:// or https:// URL")
     return url
 
 
-def _post_json(url: str, payload: object, headers: Mapping[str, str], timeout: float) -> None:
+#: What ``verify=`` takes: True (the system's CA store), a CA bundle path,
+#: an ``ssl.SSLContext``, or False (no verification: an explicit opt-out).
+Verify = bool | str | ssl.SSLContext
+
+
+def tls_context(parameter: str, verify: object) -> ssl.SSLContext:
+    """The client SSL context for ``verify`` (see :data:`Verify`); verification on by default.
+
+    Raises:
+        ConfigError: ``verify`` is none of the accepted forms, or the CA file cannot be read.
+    """
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if verify is True:
+        return ssl.create_default_context()
+    if verify is False:
+        _log.warning(
+            "%s=False: TLS certificates are NOT verified for this notifier; anyone on the path "
+            "can read the alerts and the credentials it sends",
+            parameter,
+        )
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if isinstance(verify, str) and verify:
+        try:
+            return ssl.create_default_context(cafile=verify)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(parameter, verify, f"cannot load the CA file: {exc}") from None
+    raise ConfigError(parameter, verify, "must be True, False, a CA file path or an SSLContext")
+
+
+def _post_json(
+    url: str,
+    payload: object,
+    headers: Mapping[str, str],
+    timeout: float,
+    context: ssl.SSLContext | None = None,
+) -> None:
     body = json.dumps(payload, default=str).encode()
     request = urllib.request.Request(
         url,
@@ -113,7 +159,7 @@ def _post_json(url: str, payload: object, headers: Mapping[str, str], timeout: f
         headers={"Content-Type": "application/json", **headers},
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             status = response.status
             response.read(65536)
     except urllib.error.HTTPError as exc:
@@ -121,28 +167,32 @@ def _post_json(url: str, payload: object, headers: Mapping[str, str], timeout: f
         exc.close()  # it holds the response's socket
         raise NotificationError(f"POST {_redact(url)} returned HTTP {code}") from None
     except (urllib.error.URLError, OSError) as exc:
-        raise NotificationError(f"POST {_redact(url)} failed: {exc}") from exc
+        reason = mask_text(str(getattr(exc, "reason", exc)))
+        raise NotificationError(f"POST {_redact(url)} failed: {reason}") from None
     if not 200 <= status < 300:
         raise NotificationError(f"POST {_redact(url)} returned HTTP {status}")
 
 
 def _redact(url: str) -> str:
     # webhook URLs carry their secret in the path (Slack): never log it whole
-    parts = urllib.parse.urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}/..."
+    return mask_webhook_url(url)
 
 
 class WebhookNotifier:
     """POSTs each alert as JSON (:meth:`Alert.to_dict`) to a URL; 2xx means delivered.
 
     Args:
-        url: an ``http://`` or ``https://`` URL.
-        headers: extra request headers (e.g. an Authorization header).
-        timeout: seconds to wait for the receiver.
+        url: an ``http://`` or ``https://`` URL (treated as a secret: only its
+            scheme and host are ever shown).
+        headers: extra request headers (e.g. an Authorization header; never shown).
+        timeout: seconds to wait for the receiver (connect and each read).
         name: the name used in stats (default ``"webhook"``).
+        verify: TLS certificate verification for ``https://``: True (default,
+            the system CA store), a CA bundle path, an ``ssl.SSLContext``, or
+            False to turn verification off (logged as a warning).
 
     Raises:
-        ConfigError: bad URL or timeout.
+        ConfigError: bad URL, timeout or ``verify``.
     """
 
     def __init__(
@@ -152,14 +202,17 @@ class WebhookNotifier:
         headers: Mapping[str, str] | None = None,
         timeout: float = 5.0,
         name: str = "webhook",
+        verify: Verify = True,
     ) -> None:
         self.url = _check_url("url", url)
         self.headers = dict(headers or {})
         self.timeout = check_positive("timeout", timeout)
         self.name = check_name("name", name)
+        self.verify = verify
+        self._context = tls_context("verify", verify)
 
     def __call__(self, alert: Alert) -> None:
-        _post_json(self.url, alert.to_dict(), self.headers, self.timeout)
+        _post_json(self.url, alert.to_dict(), self.headers, self.timeout, self._context)
 
     def __repr__(self) -> str:
         return f"WebhookNotifier({_redact(self.url)!r})"
@@ -179,9 +232,10 @@ class SlackNotifier:
         channel: override the webhook's channel (legacy webhooks only).
         username: override the bot's name (legacy webhooks only).
         timeout: seconds to wait for Slack.
+        verify: TLS certificate verification, as for :class:`WebhookNotifier`.
 
     Raises:
-        ConfigError: bad URL or timeout.
+        ConfigError: bad URL, timeout or ``verify``.
     """
 
     def __init__(
@@ -191,12 +245,15 @@ class SlackNotifier:
         channel: str | None = None,
         username: str | None = None,
         timeout: float = 5.0,
+        verify: Verify = True,
     ) -> None:
         self.url = _check_url("webhook_url", webhook_url)
         self.channel = channel
         self.username = username
         self.timeout = check_positive("timeout", timeout)
         self.name = "slack"
+        self.verify = verify
+        self._context = tls_context("verify", verify)
 
     def payload(self, alert: Alert) -> dict[str, Any]:
         """The JSON body posted for ``alert``."""
@@ -228,7 +285,7 @@ class SlackNotifier:
         return body
 
     def __call__(self, alert: Alert) -> None:
-        _post_json(self.url, self.payload(alert), {}, self.timeout)
+        _post_json(self.url, self.payload(alert), {}, self.timeout, self._context)
 
     def __repr__(self) -> str:
         return f"SlackNotifier({_redact(self.url)!r})"
@@ -248,9 +305,15 @@ class EmailNotifier:
         use_ssl: connect with TLS from the start (SMTPS).
         timeout: seconds for the SMTP conversation.
         subject_prefix: put before every subject.
+        verify: TLS certificate verification for ``starttls`` / ``use_ssl``:
+            True (default), a CA bundle path, an ``ssl.SSLContext``, or False.
+        allow_plaintext_login: send ``username``/``password`` over a connection
+            without TLS (refused by default: the password would cross the
+            network in clear).
 
     Raises:
-        ConfigError: missing sender/recipients, bad port or timeout, both TLS modes.
+        ConfigError: missing sender/recipients, bad port or timeout, both TLS
+            modes, a login without TLS, a bad ``verify``.
     """
 
     def __init__(
@@ -266,6 +329,8 @@ class EmailNotifier:
         use_ssl: bool = False,
         timeout: float = 10.0,
         subject_prefix: str = "[sentia]",
+        verify: Verify = True,
+        allow_plaintext_login: bool = False,
     ) -> None:
         self.host = check_name("host", host)
         self.port = check_int("port", port, minimum=1)
@@ -281,6 +346,14 @@ class EmailNotifier:
         self.recipients = list(recipients)
         if starttls and use_ssl:
             raise ConfigError("starttls", starttls, "use starttls or use_ssl, not both")
+        if username is not None and not (starttls or use_ssl or allow_plaintext_login):
+            raise ConfigError(
+                "password", mask(password),
+                "an SMTP login needs starttls=True or use_ssl=True "
+                "(or allow_plaintext_login=True)",
+            )  # fmt: skip
+        self.verify = verify
+        self._context = tls_context("verify", verify)
         self.username = username
         self.password = password
         self.starttls = starttls
@@ -308,20 +381,27 @@ class EmailNotifier:
             smtp: smtplib.SMTP
             if self.use_ssl:
                 smtp = smtplib.SMTP_SSL(
-                    self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
+                    self.host, self.port, timeout=self.timeout, context=self._context
                 )
             else:
                 smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
             with smtp:
                 if self.starttls:
-                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.starttls(context=self._context)
                 if self.username is not None:
                     smtp.login(self.username, self.password or "")
                 refused = smtp.send_message(msg)
         except (smtplib.SMTPException, OSError) as exc:
-            raise NotificationError(f"SMTP {self.host}:{self.port} failed: {exc}") from exc
+            reason = mask_text(str(exc))
+            if self.password:
+                reason = reason.replace(self.password, mask(self.password))
+            raise NotificationError(f"SMTP {self.host}:{self.port} failed: {reason}") from None
         if refused:
             raise NotificationError(f"SMTP refused recipients {sorted(refused)}")
+
+    def __repr__(self) -> str:
+        login = "" if self.username is None else f", username={self.username!r}, password=***"
+        return f"EmailNotifier({self.host!r}, {self.port}{login})"
 
 
 @dataclass(frozen=True, slots=True)

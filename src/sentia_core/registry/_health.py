@@ -83,8 +83,8 @@ class HealthCheck(Protocol):
 def _check_overrides(
     interval: float | None, timeout: float | None, rise: int | None, fall: int | None
 ) -> None:
-    check_optional_positive("interval", interval)
-    check_optional_positive("timeout", timeout)
+    check_optional_positive("interval", interval, duration=False)
+    check_optional_positive("timeout", timeout, duration=False)
     if rise is not None:
         check_int("rise", rise, minimum=1)
     if fall is not None:

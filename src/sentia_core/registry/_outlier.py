@@ -76,8 +76,8 @@ class OutlierPolicy:
 
     def __post_init__(self) -> None:
         check_int("outlier_consecutive_failures", self.consecutive_failures, minimum=1)
-        check_positive("base_ejection_time", self.base_ejection_time)
-        check_positive("max_ejection_time", self.max_ejection_time)
+        check_positive("base_ejection_time", self.base_ejection_time, duration=False)
+        check_positive("max_ejection_time", self.max_ejection_time, duration=False)
         if self.max_ejection_time < self.base_ejection_time:
             raise ConfigError(
                 "max_ejection_time", self.max_ejection_time, "must be >= base_ejection_time"

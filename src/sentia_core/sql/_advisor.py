@@ -132,7 +132,7 @@ class ShapeWorkload:
         if not isinstance(self.fingerprint, str):
             raise ConfigError("fingerprint", self.fingerprint, "must be a string")
         check_int("calls", self.calls, minimum=0)
-        check_non_negative("total_time", self.total_time)
+        check_non_negative("total_time", self.total_time, duration=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -548,7 +548,7 @@ def suggest_indexes(
     """
     check_int("max_per_table", max_per_table, minimum=1)
     check_int("min_calls", min_calls, minimum=0)
-    check_non_negative("min_total_time", min_total_time)
+    check_non_negative("min_total_time", min_total_time, duration=False)
     if column_stats is not None and not isinstance(column_stats, Mapping):
         raise ConfigError("column_stats", column_stats, "must be a mapping")
     shapes = _normalize_workload(workload)

@@ -305,9 +305,9 @@ class QueryOptimizer:
             ConfigError: a negative ``calls``, ``total_time`` or ``max_time``.
         """
         check_int("calls", calls, minimum=0)
-        check_non_negative("total_time", total_time)
+        check_non_negative("total_time", total_time, duration=False)
         if max_time is not None:
-            check_non_negative("max_time", max_time)
+            check_non_negative("max_time", max_time, duration=False)
         if calls == 0:
             return
         rec = self._by_sql.get(sql) if isinstance(sql, str) else None
@@ -736,7 +736,7 @@ class QueryOptimizer:
         from ._advisor import ShapeWorkload
 
         check_int("min_calls", min_calls, minimum=0)
-        check_non_negative("min_total_time", min_total_time)
+        check_non_negative("min_total_time", min_total_time, duration=False)
         return [
             ShapeWorkload(s.fingerprint, s.calls, s.total_time, s.sample)
             for s in self.stats().shapes

@@ -785,8 +785,8 @@ def verify(
     check_fraction("min_cost_reduction", min_cost_reduction)
     check_fraction("range_fraction", range_fraction)
     check_choice("method", method, ("auto", "hypopg", "index"))
-    check_positive("lock_timeout", lock_timeout)
-    check_positive("statement_timeout", statement_timeout)
+    lock_timeout = check_positive("lock_timeout", lock_timeout)
+    statement_timeout = check_positive("statement_timeout", statement_timeout)
     if rng is not None and not isinstance(rng, random.Random):
         raise ConfigError("rng", rng, "must be a random.Random")
     items = list(suggestions)

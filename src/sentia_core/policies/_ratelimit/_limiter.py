@@ -157,8 +157,8 @@ class RateLimiter:
             raise ConfigError("clock", clock, "must provide monotonic(), time() and sleeps")
         check_int("max_keys", max_keys, minimum=2)
         check_name("name", name)
-        check_positive("fail_closed_retry_after", fail_closed_retry_after)
-        check_non_negative("redis_backoff", redis_backoff)
+        fail_closed_retry_after = check_positive("fail_closed_retry_after", fail_closed_retry_after)
+        redis_backoff = check_non_negative("redis_backoff", redis_backoff)
         if not isinstance(cluster, bool):
             raise ConfigError("cluster", cluster, "must be True or False")
         if burst is not None and algorithm == "sliding_window":
@@ -384,7 +384,7 @@ class RateLimiter:
             raise _bad_cost(cost)
         if not isinstance(block, bool):
             raise ConfigError("block", block, "must be True or False")
-        check_non_negative("max_wait", max_wait)
+        max_wait = check_non_negative("max_wait", max_wait)
         gate = _Gate(self, tier=tier, key=key, cost=cost, block=block, max_wait=float(max_wait))
 
         def decorate(fn: Callable[P, R]) -> Callable[P, R]:
