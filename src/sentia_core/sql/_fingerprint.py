@@ -603,10 +603,7 @@ _OP_RUN = re.compile(r"[-+*/<>=~!@#%^&|?:]{2,}")
 # "(literal)" where the parentheses are redundant: the general path decides.
 _PAREN_LITERAL = re.compile(r"\( \?(?: ?::\S+)* \)")
 _PAREN_VALUE_AFTER_TOKEN = frozenset("(,-+*/<>=~!@#%^&|;")
-_SAFE_ITEM = r"[-+]?\s*(?:\?|[0-9.][\w.]*|(?i:null|true|false)\b)"
-_SAFE_ROW_RE = rf"\(\s*{_SAFE_ITEM}(?:\s*,\s*{_SAFE_ITEM})*\s*\)"
-_SAFE_ROW = re.compile(_SAFE_ROW_RE)
-_SAFE_ROWS = re.compile(rf"{_SAFE_ROW_RE}(?:\s*,\s*{_SAFE_ROW_RE})*")
+_ROW_CHARS = str.maketrans("", "", "0123456789.?,()")
 _CANON.update(_PUNCTUATION)
 
 
@@ -778,12 +775,23 @@ def _drop_extra_rows(s: str) -> str:
 
 
 def _same_literal_rows(rows: str) -> bool:
-    """Whether ``(..), (..)...`` are rows of literals only, all as long."""
-    if _SAFE_ROWS.fullmatch(rows) is None:
-        return False
-    found = _SAFE_ROW.findall(rows)
+    """Whether ``(..), (..)...`` are rows of literals only, all as long.
+
+    Literals here are ``?`` (the strings are gone) and plain numbers, each
+    with an optional sign; decided with whole-string operations.
+    """
+    t = "".join(rows.split())
+    if "-" in t or "+" in t:
+        t = t.replace("(-", "(").replace(",-", ",").replace("(+", "(").replace(",+", ",")
+        if "-" in t or "+" in t:
+            return False  # a sign that is arithmetic
+    if t.translate(_ROW_CHARS) or ",," in t or "(," in t or ",)" in t:
+        return False  # anything but numbers, "?" and punctuation, or an empty item
+    found = t[1:-1].split("),(")
     commas = found[0].count(",")
-    return all(r.count(",") == commas for r in found)
+    if "(" in t[1:-1].replace("),(", ""):
+        return False  # a nested parenthesis
+    return all(row.count(",") == commas for row in found)
 
 
 def _check_paren_literals(text: str) -> None:
