@@ -252,3 +252,94 @@ def leaks(
         if found:
             result.leaky.append((sql, found))
     return result
+
+
+# -- the figures in docs/sql.md ------------------------------------------------------
+
+DOCS_BEGIN = "<!-- sql-figures:begin (python benchmarks/_sqlcorpus.py --render-docs) -->"
+DOCS_END = "<!-- sql-figures:end -->"
+
+
+def render_figures(data: dict[str, Any]) -> str:
+    """The "Measured" figures of docs/sql.md, from benchmarks/sql.py's JSON."""
+    quick = " (a `--quick` run: indicative only)" if data.get("quick") else ""
+    notes = data.get("notes", {})
+    lines = [
+        f"`python benchmarks/sql.py --json benchmarks/results/sql.json`{quick}, "
+        f"CPython {data.get('python')}, {data.get('machine')}.",
+        "",
+        "**The corpus** (`tests/data/sql_corpus`): "
+        f"{notes.get('corpus: statements timed', '?')} statements timed, each "
+        "fingerprinted by both libraries alternately; a figure is the median over "
+        "statements of the per-statement time, the ratio the median of the "
+        "per-statement ratios (sentia/pglast: below 1 is faster).",
+        "",
+        "| statements | count | sentia `fingerprint` | `pglast.fingerprint` "
+        "| median ratio | total-time ratio |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    others = []
+    for sec in data.get("sections", []):
+        title = sec["title"]
+        if not title.startswith("corpus, "):
+            others.append(sec)
+            continue
+        label, _, rest = title[len("corpus, ") :].partition(" (")
+        count = rest.split(" ", 1)[0]
+        med = sec["medians"]
+        ratios = {r["label"]: r["value"] for r in sec["ratios"]}
+        lines.append(
+            f"| {label} | {count} | {med['sentia fingerprint'] / 1000:.1f} µs "
+            f"| {med['pglast.fingerprint'] / 1000:.1f} µs "
+            f"| {ratios['median per-statement fingerprint / pglast']:.2f} "
+            f"| {ratios['total time fingerprint / pglast']:.2f} |"
+        )
+    share = notes.get("corpus: fast-path share")
+    lines += [
+        "",
+        "| check against libpg_query | result |",
+        "| --- | ---: |",
+        f"| fast-path share of statements | {share * 100:.1f} % |"
+        if isinstance(share, (int, float))
+        else "| fast-path share of statements | ? |",
+        f"| texts checked for leaks (statements and new-form variants) "
+        f"| {notes.get('corpus: texts checked for leaks', '?')} |",
+        f"| leaks | {notes.get('corpus: leaks', '?')} |",
+        f"| variants pglast groups with their statement "
+        f"| {notes.get('corpus: variants pglast groups with their statement', '?')} |",
+        f"| splits outside documented differences "
+        f"| {notes.get('corpus: splits outside documented differences', '?')} |",
+        f"| splits from the documented VALUES difference "
+        f"| {notes.get('corpus: splits from the documented VALUES difference', '?')} |",
+        f"| statements merged that pglast keeps apart "
+        f"| {notes.get('corpus: statements merged that pglast keeps apart', '?')} |",
+        "",
+        "**Hand-written cases** (median ns per operation over rounds in which the "
+        "cases alternate):",
+        "",
+        "| case | ratio | target |",
+        "| --- | ---: | ---: |",
+    ]
+    for sec in others:
+        for r in sec["ratios"]:
+            target = f"<= {r['target']}" if r["target"] else ""
+            lines.append(f"| {sec['title']}: {r['label']} | {r['value']:.2f} | {target} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_docs(results: Path, docs: Path) -> str:
+    """``docs`` with its figures block replaced by the rendering of ``results``."""
+    text = docs.read_text()
+    start = text.index(DOCS_BEGIN) + len(DOCS_BEGIN)
+    end = text.index(DOCS_END)
+    return text[:start] + "\n" + render_figures(json.loads(results.read_text())) + text[end:]
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--render-docs"]:
+        raise SystemExit("usage: python benchmarks/_sqlcorpus.py --render-docs")
+    root = Path(__file__).resolve().parent.parent
+    doc = root / "docs" / "sql.md"
+    doc.write_text(render_docs(root / "benchmarks" / "results" / "sql.json", doc))

@@ -23,6 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import _sqlcorpus as corpus  # noqa: E402
 
 from sentia_core.sql import fingerprint, redact  # noqa: E402
+from sentia_core.sql._fingerprint import (  # noqa: E402
+    _Bail,
+    _fast_fingerprint,
+    _tokenize_fingerprint,
+)
 
 pytest.importorskip("pglast")
 
@@ -95,9 +100,45 @@ def test_literal_only_variants_of_the_whole_corpus_group(
     assert g.excused <= 0.001 * g.grouped_by_pg
 
 
+def _assert_paths_agree(texts: list[str], min_share: float) -> None:
+    answered = 0
+    for text in texts:
+        try:
+            fast = _fast_fingerprint(text)
+        except _Bail:
+            continue
+        answered += 1
+        assert (fast, False) == _tokenize_fingerprint(text), text
+    assert answered > min_share * len(texts)  # the fast path takes most real statements
+
+
+def test_the_fast_path_agrees_with_the_general_path_on_a_sample(
+    statements: list[corpus.Statement], variants: list[corpus.Variant]
+) -> None:
+    _assert_paths_agree([s.sql for s in corpus.sample(statements, SAMPLE)], 0.8)
+    # the "forms" variants write literals the fast path leaves to the general one
+    _assert_paths_agree([v.sql for v in corpus.sample(variants, SAMPLE)], 0.5)
+
+
+@pytest.mark.slow
+def test_the_fast_path_agrees_with_the_general_path_on_the_whole_corpus(
+    statements: list[corpus.Statement], variants: list[corpus.Variant]
+) -> None:
+    _assert_paths_agree([s.sql for s in statements] + [v.sql for v in variants], 0.6)
+
+
 def test_the_leak_oracle_sees_a_leak() -> None:
     # Guard against a vacuous oracle: a fingerprint that keeps digits is caught.
     sql = "SELECT 0o7654321, 'tok_zqsecret' FROM t"
     assert corpus.leaked(sql, ["SELECT ? o7654321, ? FROM t"]) == {"o", "7654321"}
     assert corpus.leaked(sql, ["SELECT ?, tok_zqsecret FROM t"]) == {"tok", "zqsecret"}
     assert corpus.leaked(sql, [fingerprint(sql), redact(sql)]) == set()
+
+
+def test_the_docs_figures_are_rendered_from_the_committed_results() -> None:
+    root = Path(__file__).resolve().parents[2]
+    docs = root / "docs" / "sql.md"
+    rendered = corpus.render_docs(root / "benchmarks" / "results" / "sql.json", docs)
+    assert docs.read_text() == rendered, (
+        "docs/sql.md figures are stale: python benchmarks/_sqlcorpus.py --render-docs"
+    )

@@ -841,6 +841,22 @@ def _collapse_values(text: str) -> str:
     return "".join(pieces)
 
 
+def _strip_leading_comments(s: str) -> str:
+    """``s`` without the comments before its first token (a common header)."""
+    s = s.lstrip()
+    while True:
+        if s.startswith("--"):
+            nl = s.find("\n")
+            s = "" if nl < 0 else s[nl + 1 :].lstrip()
+        elif s.startswith("/*"):
+            end = s.find("*/", 2)
+            if end < 0 or "/*" in s[2:end]:
+                raise _Bail  # unterminated or nested: the general path decides
+            s = s[end + 2 :].lstrip()
+        else:
+            return s
+
+
 def _fast_fingerprint(sql: str) -> str:
     if "\\" in sql or "[" in sql or "]" in sql or _KW_MARK in sql or "``" in sql:
         raise _Bail
@@ -854,6 +870,8 @@ def _fast_fingerprint(sql: str) -> str:
             if not _SIMPLE_QUOTED.fullmatch(name):
                 raise _Bail
     s = sql
+    if "--" in s or "/*" in s:
+        s = _strip_leading_comments(s)
     if "--" in s or "/*" in s:
         if "'" in s:
             raise _Bail
