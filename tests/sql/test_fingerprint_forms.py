@@ -8,9 +8,16 @@ optimizer and the command line's statement splitter.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sentia_core.sql import fingerprint, redact
-from sentia_core.sql._fingerprint import _tokenize_fingerprint, split_statements
+from sentia_core.sql._fingerprint import (
+    _Bail,
+    _fast_fingerprint,
+    _tokenize_fingerprint,
+    split_statements,
+)
 
 from .strategies import Sql
 from .test_redaction import everything_the_optimizer_lets_out, leaks
@@ -169,3 +176,25 @@ def test_operators_and_unicode_identifiers(sql: str, expected: str) -> None:
 
 def test_a_continued_string_is_redacted_as_one() -> None:
     assert redact("SELECT 'first'\n' - next' FROM t") == "SELECT ? FROM t"
+
+
+# Pieces of the forms above, glued or spaced at random: the fast path must give
+# the general path's answer wherever it answers (a differential test).
+PIECES = [
+    *("SELECT", "a", "t.b", "FROM", "t", "WHERE", "IN", "VALUES", "ARRAY", "NULL", "IS"),
+    *("NOT", "AND", "DEFAULT", "f(", "(", ")", ",", ";", ".", "[", "]", "[c]", "::int"),
+    *("=", "<->", "?|", "?&", "@?", "^-", "=-", ">=", "<=", "||", "*", "+", "-", "x=?"),
+    *("?", "%s", "$1", "?::int", "'x'", "'y'\n", "E'z'", "e'q'", "'a''b'", "1", "-2"),
+    *("0x1F", "1_000.5", "0o7", "(1)", "(?)", "( 5 )", "(a, b)", "(1, 2)", '"Q"', "`b`"),
+    *('U&"d"', "-- c\n", "/* k */"),
+]
+
+
+@given(st.lists(st.tuples(st.sampled_from(PIECES), st.sampled_from(["", " "])), max_size=14))
+def test_fast_path_agrees_on_glued_pieces(parts: list[tuple[str, str]]) -> None:
+    sql = "".join(piece + sep for piece, sep in parts)
+    try:
+        fast = _fast_fingerprint(sql)
+    except _Bail:
+        return
+    assert (fast, False) == _tokenize_fingerprint(sql)

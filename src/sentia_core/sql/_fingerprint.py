@@ -403,7 +403,8 @@ def _tokenize_fingerprint(sql: str) -> tuple[str, bool]:
                     space = prev >= _SPACE and prev not in (_IDENT, _FUNC)
                     if vals and vals[-1][0] == len(stack):
                         row = 1  # a row of the VALUES list
-                    stack.append([opener, len(out), 1, -1, prev, 0, 0, row])
+                    kind = _SP_IN if opener == _SP_IN else _SP_NONE  # ARRAY( is a subquery
+                    stack.append([kind, len(out), 1, -1, prev, 0, 0, row])
                 else:
                     space = prev >= _SPACE and not (
                         prev in (_IDENT, _VAL, _CLOSE) or opener == _SP_ARRAY
@@ -491,8 +492,8 @@ def _tokenize_fingerprint(sql: str) -> tuple[str, bool]:
                 if stack:
                     stack[-1][2] = 0
             else:  # "." or "::"
-                if stack and tok == ".":
-                    stack[-1][2] = 0
+                if stack and (tok == "." or prev in (_OPEN, _COMMA)):
+                    stack[-1][2] = 0  # a name, or a cast of nothing
                 append(tok)
                 prev = _DOT
                 after_dot = tok == "."
@@ -581,6 +582,11 @@ _ROW_RE = re.compile(_ROW)
 _STRING_PREFIXES = frozenset("EeBbXxNn")
 _CONSTS = {"NULL\x01": "NULL", "TRUE\x01": "TRUE", "FALSE\x01": "FALSE"}
 _SIGNS = ("-", "+")
+# What follows "?" in a fast-path token that is a literal ("?", "?::int", a
+# number glued to ".col"); an operator starting with "?" ("?|", "?&"...) has
+# something else there.
+_LITERAL_NEXT = ("", ":", ".")
+_OP_CHARS = frozenset("-+*/<>=~!@#%^&|?:")
 _NO_SIGN_BEFORE = frozenset({"(", ",", ";"})
 _PUNCTUATION = {"(": "(", ")": ")", ",": ",", ";": ";"}
 # Single-character operators the fast path spaces out with str.replace, and
@@ -693,7 +699,9 @@ def _is_value_end(t: str) -> bool:
     last = t[-1]
     if last in {".", ":"}:  # ends with "." or "::": class DOT
         return False
-    if t[0] == "?" or last == "?" or t == ")":
+    if t[0] == "?":
+        return t[1:2] in _LITERAL_NEXT  # "?", "?::int"; not "?|"
+    if (last == "?" and t[0] not in _OP_CHARS) or t == ")":
         return True
     if last == _KW_MARK or t in _FUNC_KEYWORDS or t in _NO_SIGN_BEFORE:
         return False
@@ -814,6 +822,7 @@ def _check_paren_literals(text: str) -> None:
         if (
             not c
             or c in _PAREN_VALUE_AFTER_TOKEN
+            or (c == "?" and text[: i - 1].rsplit(" ", 1)[-1][:1] in _OP_CHARS - {"?"})
             or (c == _KW_MARK and text[: i - 1].rsplit(" ", 1)[-1] not in ("IN\x01", "VALUES\x01"))
         ) and _PAREN_LITERAL.match(text, i):
             raise _Bail
@@ -946,6 +955,7 @@ def _fast_fingerprint(sql: str) -> str:
             for i in _positions(out, sign)
             if i < last
             and out[i + 1][0] == "?"
+            and out[i + 1][1:2] in _LITERAL_NEXT
             and i + 1 not in consts
             and not (i > 0 and _is_value_end(out[i - 1]))
         ]
