@@ -380,3 +380,21 @@ def test_an_unsupported_dsn_scheme_is_named(workload: Path, dsn: str) -> None:
     _one_line_error(proc, 2, f"unsupported scheme '{scheme}'", "postgresql://", "sqlite:///")
     assert "pw" not in proc.stderr.replace("sqlite", "")
     assert "no SQLite database" not in proc.stderr
+
+
+def test_a_sqlite_bracket_identifier_leaks_nothing_and_swallows_nothing(tmp_path: Path) -> None:
+    # issue 13: "[it's]" used to open a string that ran into the next statement
+    path = tmp_path / "sqlite.sql"
+    path.write_text(
+        "SELECT [it's] FROM t WHERE token = 'tok_zqSECRET';\nSELECT [a] FROM u WHERE b = 0o777;\n"
+    )
+    text = sentia("analyze", str(path))
+    assert text.returncode == 0, text.stderr
+    assert "2 statements, 2 shapes" in text.stdout
+    data = json.loads(sentia("analyze", str(path), "--json").stdout)
+    for out in (text.stdout, json.dumps(data)):
+        assert "zqSECRET" not in out and "777" not in out
+    assert {s["fingerprint"] for s in data["top"]} == {
+        'SELECT "it\'s" FROM t WHERE token = ?',
+        'SELECT "a" FROM u WHERE b = ?',
+    }
