@@ -84,3 +84,15 @@ def test_bytes_are_still_decoded() -> None:
     opt.record(b"SELECT 1 FROM t WHERE a = 'x'", 0.001)  # type: ignore[arg-type]
     (shape,) = opt.stats().shapes
     assert shape.fingerprint == "SELECT ? FROM t WHERE a = ?"
+
+
+def test_a_sqlalchemy_clause_that_does_not_compile_is_refused() -> None:
+    from sqlalchemy.sql.expression import ColumnElement
+
+    class NoCompiler(ColumnElement[int]):  # no compilation rule anywhere
+        inherit_cache = True
+
+    opt = QueryOptimizer(log_events=False)
+    with pytest.raises(StatementTypeError, match="compile"):
+        opt.record(NoCompiler(), 0.001)  # type: ignore[arg-type]
+    assert opt.stats().distinct_shapes == 0

@@ -136,7 +136,13 @@ def _coerce_sql(sql: object) -> str:
         if not isinstance(text, str):
             text = getattr(sql, "string", None)  # a Compiled statement
         if not isinstance(text, str) and hasattr(sql, "compile"):
-            text = str(sql)  # a ClauseElement: the default compiler, binds as placeholders
+            try:  # a ClauseElement: the default compiler, binds as placeholders
+                text = str(sql)
+            except Exception as exc:
+                raise StatementTypeError(
+                    f"cannot compile a SQLAlchemy {cls.__name__} without its dialect: "
+                    "record(str(statement.compile(engine)), ...) instead"
+                ) from exc
         if isinstance(text, str):
             return text
     raise StatementTypeError(
