@@ -28,6 +28,7 @@ catches a :class:`ConfigError`, ``except TimeoutError`` catches a
     │   └── NoHealthyInstanceError          .service
     ├── SqlError
     │   ├── UnsafeStatementError            refused to EXPLAIN/run a statement
+    │   ├── StatementTypeError (TypeError)  sql: record() given a non-SQL object
     │   └── WorkloadFormatError (ValueError)   sql: an unreadable workload file
     ├── MonitorError
     │   ├── MetricError (ValueError)        bad metric name, labels or kind

@@ -127,8 +127,8 @@ def test_the_format_can_be_forced(tmp_path: Path) -> None:
     path.write_text(PGSS)
     assert "(pgss-csv)" in sentia_here("analyze", str(path)).stdout  # detected from content
     proc = sentia_here("analyze", str(path), "--format", "sql")
-    assert proc.returncode == 0
-    assert "(sql)" in proc.stdout
+    # read as a SQL script, a CSV export holds no statement that parses as SQL
+    _one_line_error(proc, 2, "(sql)", "not parse as SQL")
 
 
 def test_a_progress_bar_for_large_files(tmp_path: Path) -> None:
@@ -332,3 +332,69 @@ def test_an_empty_file(tmp_path: Path) -> None:
     proc = sentia_here("analyze", str(path))
     assert proc.returncode == 0
     assert "no statements found" in proc.stdout
+
+
+# --------------------------------------------------------------------------- #
+# Input that is not SQL, and DSNs of other databases (issue 15, item 13)
+# --------------------------------------------------------------------------- #
+
+LETTER = """Dear Ms Smith,
+
+thank you for your letter of 3 May; I'm sorry it took so long to answer.
+We will send the invoice (number 20417) next week.
+
+Kind regards,
+Bob
+"""
+
+
+def test_prose_is_not_reported_as_a_query_shape(tmp_path: Path) -> None:
+    path = tmp_path / "letter.txt"
+    path.write_text(LETTER)
+    proc = sentia("analyze", str(path))
+    _one_line_error(proc, 2, "no SQL in", "do not parse as SQL")
+    assert proc.stdout == ""
+    assert "20417" not in proc.stderr and "Smith" not in proc.stderr
+
+
+def test_prose_between_statements_is_flagged_and_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.sql"
+    path.write_text(
+        "SELECT * FROM orders WHERE id = 1;\nplease run this after lunch thanks;\n"
+        "SELECT * FROM orders WHERE id = 2;\n"
+    )
+    proc = sentia("analyze", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert "2 statements, 1 shape" in proc.stdout
+    assert "1 statement skipped: it does not parse as SQL" in proc.stdout
+    assert "lunch" not in proc.stdout
+    proc = sentia("analyze", str(path), "--json")
+    data = json.loads(proc.stdout)
+    assert data["not_sql"] == 1 and data["statements"] == 2
+
+
+@pytest.mark.parametrize("dsn", ["mysql://root:pw@127.0.0.1/shop", "mssql+pyodbc://x/y"])
+def test_an_unsupported_dsn_scheme_is_named(workload: Path, dsn: str) -> None:
+    proc = sentia("analyze", str(workload), "--dsn", dsn)
+    scheme = dsn.split("://", maxsplit=1)[0]
+    _one_line_error(proc, 2, f"unsupported scheme '{scheme}'", "postgresql://", "sqlite:///")
+    assert "pw" not in proc.stderr.replace("sqlite", "")
+    assert "no SQLite database" not in proc.stderr
+
+
+def test_a_sqlite_bracket_identifier_leaks_nothing_and_swallows_nothing(tmp_path: Path) -> None:
+    # issue 13: "[it's]" used to open a string that ran into the next statement
+    path = tmp_path / "sqlite.sql"
+    path.write_text(
+        "SELECT [it's] FROM t WHERE token = 'tok_zqSECRET';\nSELECT [a] FROM u WHERE b = 0o777;\n"
+    )
+    text = sentia("analyze", str(path))
+    assert text.returncode == 0, text.stderr
+    assert "2 statements, 2 shapes" in text.stdout
+    data = json.loads(sentia("analyze", str(path), "--json").stdout)
+    for out in (text.stdout, json.dumps(data)):
+        assert "zqSECRET" not in out and "777" not in out
+    assert {s["fingerprint"] for s in data["top"]} == {
+        'SELECT "it\'s" FROM t WHERE token = ?',
+        'SELECT "a" FROM u WHERE b = ?',
+    }

@@ -18,6 +18,7 @@ from sentia_core.sql import (
     ShapeStats,
     SlowQuery,
     SlowQueryDetected,
+    StatementTypeError,
     fingerprint,
     shape_id,
 )
@@ -274,9 +275,6 @@ def test_reset_forgets_everything(clock: ManualClock) -> None:
         "\x00\x01\x02",
         b"SELECT 1",
         bytearray(b"SELECT \xff"),
-        12345,
-        None,
-        ["SELECT", 1],
         "SELECT (((((((((((((((((((((((((((((((",
         "/* unterminated comment",
     ],
@@ -285,6 +283,16 @@ def test_record_never_raises(clock: ManualClock, sql: Any) -> None:
     opt = make(clock)
     opt.record(sql, 0.001)
     assert opt.stats().calls == 1
+
+
+@pytest.mark.parametrize("sql", [12345, None, ["SELECT", 1]])
+def test_record_refuses_what_is_not_sql_text(clock: ManualClock, sql: Any) -> None:
+    # Issue 12: str() of an arbitrary object is a repr, never fingerprinted as SQL
+    # (tests/sql/test_record_objects.py covers the statement objects it reads).
+    opt = make(clock)
+    with pytest.raises(StatementTypeError):
+        opt.record(sql, 0.001)
+    assert opt.stats().calls == 0
 
 
 @pytest.mark.parametrize("duration", [-1.0, float("nan"), float("inf"), "fast", None, 10**30])

@@ -20,7 +20,7 @@ from ._apply import AppliedIndex, MaintenanceReport, UnusedIndex, apply, mainten
 from ._catalog import ExistingIndex, read_column_stats, read_existing_indexes, read_schema
 from ._fingerprint import fingerprint, fingerprint_ex, redact, shape_id, split_statements
 from ._nplusone import NPlusOneDetected, NPlusOneReport, UnitOfWork
-from ._optimizer import QueryOptimizer
+from ._optimizer import QueryOptimizer, StatementTypeError
 from ._stats import (
     CallSite,
     OptimizerStats,
@@ -52,6 +52,7 @@ __all__ = [
     "ShapeWorkload",
     "SlowQuery",
     "SlowQueryDetected",
+    "StatementTypeError",
     "Unindexable",
     "UnitOfWork",
     "UnusedIndex",

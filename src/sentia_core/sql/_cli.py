@@ -24,6 +24,7 @@ from typing import Any, BinaryIO, TextIO
 
 from sentia_core.errors import SentiaError
 
+from ._fingerprint import fingerprint
 from ._optimizer import QueryOptimizer
 from ._sources import FORMATS, Aggregate, WorkloadFormatError, detect_format, read_workload
 
@@ -31,6 +32,26 @@ __all__ = ["add_sql_parser", "run_sql"]
 
 _PROG = "sentia sql analyze"
 _PROGRESS_MIN_BYTES = 1 << 20
+_DSN_SCHEMES = ("postgresql", "postgres", "sqlite")
+#: Words a SQL statement (PostgreSQL, SQLite, MySQL) can start with; a
+#: "statement" starting with anything else (prose, a stray log line) is not
+#: SQL and is reported as such instead of becoming a query shape.
+_STATEMENT_WORDS = frozenset(
+    """
+    ABORT ALTER ANALYZE ATTACH BEGIN CALL CHECKPOINT CLOSE CLUSTER COMMENT COMMIT COPY
+    CREATE DEALLOCATE DECLARE DELETE DESCRIBE DETACH DISCARD DO DROP END EXECUTE EXPLAIN
+    FETCH GRANT IMPORT INSERT LISTEN LOAD LOCK MERGE MOVE NOTIFY PRAGMA PREPARE REASSIGN
+    REFRESH REINDEX RELEASE REPLACE RESET REVOKE ROLLBACK SAVEPOINT SECURITY SELECT SET
+    SHOW START TABLE TRUNCATE UNLISTEN UPDATE UPSERT USE VACUUM VALUES WITH
+    """.split()  # noqa: SIM905 - a word list reads best as words
+)
+
+
+def _is_sql(text: str) -> bool:
+    """Whether ``text`` starts like a SQL statement (after comments and "(")."""
+    head = fingerprint(text[:4096]).lstrip("( ")
+    word = head.split(" ", 1)[0].split("(", 1)[0].upper()
+    return word in _STATEMENT_WORDS
 
 
 def add_sql_parser(sub: Any) -> None:
@@ -151,6 +172,15 @@ def _open(path: str) -> tuple[BinaryIO, int]:
     return fh, size
 
 
+def _check_dsn(dsn: str) -> None:
+    scheme, sep, _ = dsn.partition("://")
+    if sep and scheme.lower() not in _DSN_SCHEMES:
+        raise _Fail(
+            f"--dsn: unsupported scheme {scheme!r}: use postgresql://..., "
+            "sqlite:///path.db or a SQLite file path"
+        )
+
+
 def _connect(dsn: str) -> Any:
     if dsn.startswith(("postgresql://", "postgres://")) or "host=" in dsn or "dbname=" in dsn:
         try:
@@ -182,6 +212,8 @@ def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         "".encode(args.encoding)
     except LookupError:
         raise _Fail(f"unknown encoding {args.encoding!r}") from None
+    if args.dsn is not None:
+        _check_dsn(args.dsn)
 
     fh, size = _open(args.file)
     try:
@@ -202,9 +234,12 @@ def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             log_events=False,
         )
         statements = 0
+        not_sql = 0
         try:
             for item in read_workload(fh, fmt, encoding=args.encoding, progress=bar):
-                if isinstance(item, Aggregate):
+                if not _is_sql(item.sql):
+                    not_sql += 1
+                elif isinstance(item, Aggregate):
                     opt.record_aggregate(
                         item.sql,
                         item.calls,
@@ -226,8 +261,13 @@ def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if fh is not sys.stdin.buffer:
             fh.close()
 
+    if not_sql and not statements:
+        raise _Fail(
+            f"no SQL in {args.file}: {_plural(not_sql, 'statement')} "
+            f"({fmt}) {'does' if not_sql == 1 else 'do'} not parse as SQL"
+        )
     suggestions, verified, db_error = _advise(opt, args)
-    result = _Result(opt, args, fmt, statements, suggestions, verified, db_error)
+    result = _Result(opt, args, fmt, statements, not_sql, suggestions, verified, db_error)
     if args.json:
         _print_json(out, result)
     else:
@@ -244,6 +284,7 @@ class _Result:
     args: argparse.Namespace
     fmt: str
     statements: int
+    not_sql: int
     suggestions: list[Any]
     verified: list[Any] | None
     db_error: str | None
@@ -286,6 +327,11 @@ def _print_text(out: TextIO, r: _Result) -> None:
         + (f", {stats.malformed_statements} malformed" if stats.malformed_statements else "")
         + "\n"
     )
+    if r.not_sql:
+        w(
+            f"{_plural(r.not_sql, 'statement')} skipped: "
+            f"{'it does' if r.not_sql == 1 else 'they do'} not parse as SQL\n"
+        )
     if not stats.shapes:
         w("no statements found\n")
         return
@@ -352,6 +398,7 @@ def _print_json(out: TextIO, r: _Result) -> None:
         "file": args.file,
         "format": r.fmt,
         "statements": r.statements,
+        "not_sql": r.not_sql,
         "slow_threshold": args.slow_threshold,
         "ranked_by": _rank_by(opt),
         "top": [asdict(s) for s in opt.top(args.top, by=_rank_by(opt))],

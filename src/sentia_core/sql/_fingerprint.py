@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 __all__ = [
     "KEYWORDS",
@@ -69,17 +69,36 @@ __all__ = [
 
 # Token groups, numbered as they appear in _TOKEN.
 _STR = 1
-_WORD = 2
-_NUM = 3
-_QID = 4
+_QID = 2
+_WORD = 3
+_NUM = 4
 _DOL = 5  # group 6 is the dollar tag, nested inside 5
 _PH = 7
-_PUNCT = 8
-_NEST = 9
-_OP = 10
-_UNTERM = 11
-_END = 12
-_OTHER = 13
+_BRK = 8
+_PUNCT = 9
+_NEST = 10
+_OP = 11
+_UNTERM = 12
+_END = 13
+_OTHER = 14
+
+#: A number as PostgreSQL 16+ reads it (decimal, hex, octal, binary, ``_``
+#: separators, a fraction, an exponent), plus any letters, digits or ``_``
+#: glued to it: PostgreSQL rejects such "trailing junk", and taking it into
+#: the literal means no digit of a form the lexer does not know can survive.
+_NUMBER_RE = r"(?:[0-9][0-9_]*(?:\.(?!\.)[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][+-]?[0-9][0-9_]*)?\w*"
+#: Operators: those starting with ``?`` (``?|``, ``?&``, ``?#``, ``?-|``,
+#: ``?||``) and ``@?`` first, then the longest run of operator characters,
+#: stopping where a comment starts (PostgreSQL's rule); :func:`_op_end`
+#: applies the rest of that rule (a trailing ``+``/``-`` goes back).
+_OPERATOR_RE = (
+    r"\?(?:\|\||[|&#]|-\|)|@\?|:="
+    r"|(?:[+*<>=~!#^&|]|@(?![A-Za-z_])|%(?!\(|[sbt](?!\w))|-(?!-)|/(?!\*))+|[:@%]"
+)
+_PLACEHOLDER_RE = (
+    r"\?(?![|&#]|-\|)[0-9]*|%[sbt](?!\w)|\$[0-9]+|[:@][A-Za-z_]\w*|\$[A-Za-z_]\w*(?![\w$])"
+)
+_QUOTED_RE = r'(?:[Uu]&)?"[^"]*(?:""[^"]*)*"|`[^`]*(?:``[^`]*)*`'
 
 _TOKEN = re.compile(
     # Skip whitespace, line comments and non-nested block comments. A nested
@@ -88,32 +107,53 @@ _TOKEN = re.compile(
     r"(?:"
     # 1 string literals: E'..' with backslash escapes, then plain/B/X/N/U& ones.
     r"([Ee]'(?:[^'\\]|\\[\s\S]|'')*'|(?:[BbXxNn]|[Uu]&)?'[^']*(?:''[^']*)*')"
-    # 2 words: keywords and unquoted identifiers.
+    # 2 quoted identifiers: "..", U&"..", `..` (before words, for U&"..").
+    rf"|({_QUOTED_RE})"
+    # 3 words: keywords and unquoted identifiers.
     r"|([A-Za-z_\u0080-\U0010ffff][\w$]*)"
-    # 3 numbers: hex, integers (with _ separators), decimals, exponents.
-    r"|(0[xX][0-9A-Fa-f_]+|(?:[0-9][0-9_]*(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
-    # 4 quoted identifiers: "..", U&"..", `..`.
-    r'|((?:[Uu]&)?"[^"]*(?:""[^"]*)*"|`[^`]*`)'
+    # 4 numbers.
+    rf"|({_NUMBER_RE})"
     # 5 dollar-quoted strings (6 is the tag).
     r"|(\$((?:[A-Za-z_\u0080-\U0010ffff]\w*)?)\$[\s\S]*?\$\6\$)"
     # 7 driver placeholders: ?, ?1, %s, %(name)s, $1, :name, @name, $name.
-    r"|(\?[0-9]*|%[sbt](?!\w)|%\([^()]*\)[sbt]|\$[0-9]+|[:@$][A-Za-z_]\w*)"
-    # 8 punctuation.
+    rf"|(%\([^()]*\)[sbt]|{_PLACEHOLDER_RE})"
+    # 8 a SQLite bracket identifier [..], or a subscript: the context decides.
+    r"|(\[[^\]]*\])"
+    # 9 punctuation.
     r"|(::|[(),;\[\].])"
-    # 9 a block comment with a nested /* inside (PostgreSQL nests comments).
+    # 10 a block comment with a nested /* inside (PostgreSQL nests comments).
     r"|(/\*)"
-    # 10 operators: the common multi-character ones, then any single one.
-    r"|(<>|!=|<=|>=|->>|->|#>>|#>|@>|<@|&&|\|\|/(?!\*)|\|\||!~~\*|!~~|~~\*|~~|!~\*|!~|~\*"
-    r"|<<=|>>=|<<|>>|:=|=>|[-+*/<>=~!@#%^&|:])"
-    # 11 unterminated string, identifier or dollar quote: the rest of the text.
+    # 11 operators.
+    rf"|({_OPERATOR_RE})"
+    # 12 unterminated string, identifier or dollar quote: the rest of the text.
     r"|((?:[EeBbXxNn]|[Uu]&)?'[\s\S]*|(?:[Uu]&)?\"[\s\S]*|`[\s\S]*"
     r"|\$(?:[A-Za-z_\u0080-\U0010ffff]\w*)?\$[\s\S]*)"
-    # 12 end of text.
+    # 13 end of text.
     r"|(\Z)"
-    # 13 any other single character.
+    # 14 any other single character.
     r"|([\s\S])"
     r")"
 )
+_OP_SPECIAL = frozenset("~!@#%^&|`?")
+
+
+def _op_end(tok: str) -> int:
+    """How much of an operator run is the operator (PostgreSQL's rule).
+
+    A run of two or more characters ending in ``+`` or ``-`` gives those back
+    (``=-1`` is ``=`` then ``-1``) unless it holds one of ``~!@#%^&|`?``.
+    """
+    n = len(tok)
+    if n > 1 and tok[-1] in "+-" and _OP_SPECIAL.isdisjoint(tok):
+        while n > 1 and tok[n - 1] in "+-":
+            n -= 1
+    return n
+
+
+def _bracket_name(tok: str) -> str:
+    """A SQLite ``[name]`` written as the equivalent ``"name"``."""
+    return '"' + tok[1:-1].replace('"', '""') + '"'
+
 
 # Output classes (what the previous emitted token was). Classes below _SPACE
 # take no space after them.
@@ -129,6 +169,10 @@ _CLOSE = 7
 _COMMA = 8
 _OPER = 9
 _SEMI = 10
+#: Classes after which "[" starts a SQLite bracket identifier, not a subscript.
+_NAME_STARTS = frozenset({_START, _OPEN, _DOT, _KW, _COMMA, _OPER, _SEMI})
+#: Classes after which "(literal)" is a parenthesized literal, not a call.
+_PAREN_VALUE_AFTER = frozenset({_START, _OPEN, _KW, _COMMA, _OPER, _SEMI})
 
 # Keywords that need more than upper-casing.
 _SP_NONE = 0
@@ -223,9 +267,14 @@ def _tokenize_fingerprint(sql: str) -> tuple[str, bool]:
     wcache = _WORD_CACHE
     out: list[str] = []
     append = out.append
-    # one entry per open bracket:
-    # [kind, out index of the opener, value_only, first comma index, prev before, has_child]
+    # one entry per open bracket: [kind, out index of the opener, value_only,
+    # first comma index, prev before, has_child, is "[", is a VALUES row]
     stack: list[list[int]] = []
+    # one entry per VALUES list being read: [stack depth, state, comma index]
+    # and the rows kept so far; state 1 expects the first row, 2 follows a
+    # row, 3 follows a comma after a row
+    vals: list[list[int]] = []
+    rows: list[set[str]] = []
     prev = _START
     malformed = False
     balance = 0  # opening minus closing brackets
@@ -233,14 +282,10 @@ def _tokenize_fingerprint(sql: str) -> tuple[str, bool]:
     after_is = False  # the previous token was IS or NOT
     after_dot = False  # the previous token was "."
     after_cast = False  # the previous token was "::"
+    after_str = False  # the previous token was a string literal
     opener = _SP_NONE  # the previous token was IN or ARRAY
     array_at = 0  # where the last ARRAY keyword went in the output
     array_prev = _START  # and what preceded it
-    # VALUES: 0 none, 1 just after VALUES, 5 in the first row, 2 after a row,
-    # 3 a comma held back, 4 skipping a later row
-    vstate = 0
-    vdepth = -1  # stack depth of the VALUES list
-    skip = 0  # bracket depth while skipping rows
     pos = 0
     n = len(sql)
     while True:
@@ -256,6 +301,24 @@ def _tokenize_fingerprint(sql: str) -> tuple[str, bool]:
             if not ok:
                 malformed = True
             continue
+        tok = m.group(kind)
+        if kind == _BRK or (kind == _PUNCT and tok == "["):
+            if opener != _SP_ARRAY and (
+                prev in _NAME_STARTS and not (stack and stack[-1][6] and prev in (_OPEN, _COMMA))
+            ):
+                if kind == _PUNCT:
+                    kind = _UNTERM  # a [name without its "]"
+                else:
+                    kind = _QID
+                    tok = _bracket_name(tok)
+            elif kind == _BRK:
+                kind = _PUNCT  # a subscript or an array: "[" alone
+                tok = "["
+                pos = m.start(_BRK) + 1
+        elif kind == _OP and len(tok) > 1 and tok[-1] in "+-":
+            end = _op_end(tok)
+            pos -= len(tok) - end
+            tok = tok[:end]
         if kind == _UNTERM:
             # A literal cut short becomes "?"; so does a quoted identifier cut
             # short, since the rest of the text may be anything.
@@ -263,36 +326,20 @@ def _tokenize_fingerprint(sql: str) -> tuple[str, bool]:
             pos = n
             kind = _STR
             tok = ""
-        else:
-            tok = m.group(kind)
+        if after_str:
+            after_str = False
+            if kind == _STR:
+                after_str = True
+                continue  # 'a' 'b': one string continued
 
-        if vstate:
-            if vstate == 1:  # just after VALUES: a row, or not a list at all
-                vstate = 5 if tok == "(" else 0
-            elif vstate == 4:  # skipping the second and later rows
-                if tok == "(":
-                    skip += 1
-                    balance += 1
-                elif tok == ")":
-                    skip -= 1
-                    balance -= 1
-                    if skip == 0:
-                        vstate = 2
-                continue
-            elif vstate == 2:  # after a row: a comma may start another one
-                if tok == ",":
-                    vstate = 3
-                    continue
-                vstate = 0
-            elif vstate == 3:  # a comma held back
-                if tok == "(":
-                    vstate = 4
-                    skip = 1
-                    balance += 1
-                    continue
-                vstate = 0  # the comma was real
-                append(",")
-                prev = _COMMA
+        if vals and vals[-1][0] == len(stack):
+            ctx = vals[-1]
+            if ctx[1] == 2 and tok == ",":
+                ctx[1] = 3
+                ctx[2] = len(out)
+            elif tok != "(" or ctx[1] == 2:
+                vals.pop()
+                rows.pop()
 
         if pending_sign:
             if kind in (_NUM, _STR, _PH, _DOL):
@@ -304,6 +351,7 @@ def _tokenize_fingerprint(sql: str) -> tuple[str, bool]:
                 append("?")
                 prev = _VAL
                 after_is = after_dot = after_cast = False
+                after_str = kind == _STR
                 opener = _SP_NONE
                 continue
             if stack:
@@ -333,9 +381,9 @@ def _tokenize_fingerprint(sql: str) -> tuple[str, bool]:
             after_is = special == _SP_IS
             after_dot = after_cast = False
             opener = special if special in (_SP_IN, _SP_ARRAY) else _SP_NONE
-            if special == _SP_VALUES and not vstate:
-                vdepth = len(stack)
-                vstate = 1
+            if special == _SP_VALUES:
+                vals.append([len(stack), 1, -1])
+                rows.append(set())
             elif special == _SP_ARRAY:
                 array_at = len(out)  # so that a literal array can fold to "?"
                 array_prev = prev
@@ -350,17 +398,21 @@ def _tokenize_fingerprint(sql: str) -> tuple[str, bool]:
                 balance += 1
                 if stack and prev not in (_OPEN, _COMMA):
                     stack[-1][2] = 0  # a tuple must follow "(" or ","
+                row = 0
                 if tok == "(":
                     space = prev >= _SPACE and prev not in (_IDENT, _FUNC)
-                    stack.append([opener, len(out), 1, -1, prev, 0])
+                    if vals and vals[-1][0] == len(stack):
+                        row = 1  # a row of the VALUES list
+                    kind = _SP_IN if opener == _SP_IN else _SP_NONE  # ARRAY( is a subquery
+                    stack.append([kind, len(out), 1, -1, prev, 0, 0, row])
                 else:
                     space = prev >= _SPACE and not (
                         prev in (_IDENT, _VAL, _CLOSE) or opener == _SP_ARRAY
                     )
                     if opener == _SP_ARRAY:
-                        stack.append([_SP_ARRAY, array_at, 1, -1, array_prev, 0])
+                        stack.append([_SP_ARRAY, array_at, 1, -1, array_prev, 0, 1, 0])
                     else:
-                        stack.append([_SP_NONE, len(out), 1, -1, prev, 0])
+                        stack.append([_SP_NONE, len(out), 1, -1, prev, 0, 1, 0])
                 if space:
                     append(" ")
                 append(tok)
@@ -371,14 +423,37 @@ def _tokenize_fingerprint(sql: str) -> tuple[str, bool]:
                     group = stack.pop()
                     if prev == _COMMA:
                         group[2] = 0  # a trailing comma
+                    while vals and vals[-1][0] > len(stack):
+                        vals.pop()  # the VALUES list ended inside the group
+                        rows.pop()
+                    start = group[1]
+                    if (
+                        group[2]
+                        and not group[0]
+                        and not group[5]
+                        and not group[6]
+                        and not group[7]
+                        and group[3] < 0
+                        and group[4] in _PAREN_VALUE_AFTER
+                        and prev != _OPEN
+                    ):
+                        # (1): redundant parentheses around one literal go
+                        del out[start + 1 if out[start] == " " else start]
+                        if stack and group[4] not in (_OPEN, _COMMA):
+                            stack[-1][2] = 0
+                        prev = _VAL
+                        after_is = after_dot = after_cast = False
+                        opener = _SP_NONE
+                        continue
                     if stack:
                         parent = stack[-1]
                         parent[5] = 1
-                        if not group[2] or group[5]:
+                        # an array holds literals or arrays; a tuple may hold tuples
+                        if not group[2] or (not group[6] and (parent[6] or group[5])):
                             parent[2] = 0
                     if group[2]:
                         if group[0] == _SP_ARRAY:
-                            del out[group[1] :]
+                            del out[start:]
                             prev = group[4]
                             if prev >= _SPACE:
                                 append(" ")
@@ -389,9 +464,18 @@ def _tokenize_fingerprint(sql: str) -> tuple[str, bool]:
                             continue
                         if group[0] == _SP_IN and group[3] >= 0:
                             del out[group[3] :]
-                    if vstate == 5 and len(stack) == vdepth:
-                        vstate = 2
-                append(tok)
+                    append(tok)
+                    if group[7] and vals:
+                        # a row of a VALUES list: kept once per shape
+                        ctx = vals[-1]
+                        text = "".join(out[start:])
+                        if text in rows[-1]:
+                            del out[ctx[2] :]
+                        else:
+                            rows[-1].add(text)
+                        ctx[1] = 2
+                else:
+                    append(tok)
                 prev = _CLOSE
             elif tok == ",":
                 if stack:
@@ -408,8 +492,8 @@ def _tokenize_fingerprint(sql: str) -> tuple[str, bool]:
                 if stack:
                     stack[-1][2] = 0
             else:  # "." or "::"
-                if stack and tok == ".":
-                    stack[-1][2] = 0
+                if stack and (tok == "." or prev in (_OPEN, _COMMA)):
+                    stack[-1][2] = 0  # a name, or a cast of nothing
                 append(tok)
                 prev = _DOT
                 after_dot = tok == "."
@@ -429,6 +513,7 @@ def _tokenize_fingerprint(sql: str) -> tuple[str, bool]:
             append("?")
             prev = _VAL
             after_is = after_dot = after_cast = False
+            after_str = kind == _STR
             opener = _SP_NONE
             continue
 
@@ -460,8 +545,11 @@ def _tokenize_fingerprint(sql: str) -> tuple[str, bool]:
         if prev >= _SPACE:
             append(" ")
         append(pending_sign)
-    if balance != 0 or vstate == 3:
+    if balance != 0:
         malformed = True
+    if vals and vals[-1][1] == 3 and vals[-1][0] == len(stack):
+        malformed = True  # a VALUES list cut short after its comma
+        del out[vals[-1][2] :]
     while out and (out[-1] == ";" or out[-1] == " "):
         out.pop()
     return "".join(out), malformed
@@ -477,9 +565,7 @@ class _Bail(Exception):
 
 _KW_MARK = "\x01"
 _CANON: dict[str, str] = {}
-_NUMBER = re.compile(
-    r"0[xX][0-9A-Fa-f_]+|(?:[0-9][0-9_]*(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
-)
+_NUMBER = re.compile(_NUMBER_RE)
 _DOLLAR_NOT_PARAM = re.compile(r"\$(?![0-9])")
 _SIMPLE_QUOTED = re.compile(r"[A-Za-z_\u0080-\U0010ffff][\w$]*")
 _BLOCK_COMMENT = re.compile(r"/\*(?:[^*/]|\*(?!/)|/(?!\*))*\*/")
@@ -487,38 +573,62 @@ _LINE_COMMENT = re.compile(r"--[^\n]*")
 _HUG = re.compile(r" \((?<=[\w\"$`] \()")
 _GLUED_END = re.compile(r"[\w$&]")  # a string glued to a word, a prefix or U&
 _PYFORMAT = re.compile(r"%\([^()']*\)[sbt]")
-_IN_ITEM = r"\?(?:::(?:[A-Za-z_\u0080-\U0010ffff][\w$]*|\"[^\"]*\"))*"
+_IN_ITEM = r"\?(?: ?::(?:[A-Za-z_\u0080-\U0010ffff][\w$]*|\"[^\"]*\"))*"
 _IN_ELEM = rf"(?:{_IN_ITEM}|\((?:{_IN_ITEM}(?:, {_IN_ITEM})*)?\))"
 _IN_LIST = re.compile(rf"IN\x01 \((?<![\w$]IN\x01 \()({_IN_ELEM})(?:, {_IN_ELEM})+\)")
 _ROW = r"\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)"
 _ROWS = re.compile(rf"({_ROW})((?:, {_ROW})*)")
+_ROW_RE = re.compile(_ROW)
 _STRING_PREFIXES = frozenset("EeBbXxNn")
 _CONSTS = {"NULL\x01": "NULL", "TRUE\x01": "TRUE", "FALSE\x01": "FALSE"}
 _SIGNS = ("-", "+")
+# What follows "?" in a fast-path token that is a literal ("?", "?::int", a
+# number glued to ".col"); an operator starting with "?" ("?|", "?&"...) has
+# something else there.
+_LITERAL_NEXT = ("", ":", ".")
+_OP_CHARS = frozenset("-+*/<>=~!@#%^&|?:")
 _NO_SIGN_BEFORE = frozenset({"(", ",", ";"})
 _PUNCTUATION = {"(": "(", ")": ")", ",": ",", ";": ";"}
 # Single-character operators the fast path spaces out with str.replace, and
-# the longer operators (or number forms) whose presence forbids it.
+# the number forms whose presence forbids it; a character is never spaced
+# out where it touches another operator character (_OP_RUN).
 _SPACE_OPS = (
-    ("=", " = ", ("<=", ">=", "!=", ":=", "=>")),
-    (">", " > ", ("<>", ">=", "->", "#>", "@>", ">>", "=>")),
-    ("<", " < ", ("<>", "<=", "<@", "<<")),
-    ("-", " - ", ("->", "e-", "E-")),
+    ("=", " = ", ()),
+    (">", " > ", ()),
+    ("<", " < ", ()),
+    ("-", " - ", ("e-", "E-")),
     ("+", " + ", ("e+", "E+")),
 )
+# A byte table marking the characters _SPACE_OPS spaces out "s", the other
+# operator characters "o" and ":" itself: whether a spaced character touches
+# another operator character is then a substring test.
+_OP_MARKS = bytes(
+    ord("s")
+    if chr(i) in "=<>-+"
+    else ord("o")
+    if chr(i) in "*/~!@#%^&|?"
+    else ord(":")
+    if i == ord(":")
+    else ord(" ")
+    for i in range(256)
+)
+_OP_RUN = re.compile(r"[-+*/<>=~!@#%^&|?:]{2,}")
+# "(literal)" where the parentheses are redundant: the general path decides.
+_PAREN_LITERAL = re.compile(r"\( \?(?: ?::\S+)* \)")
+_PAREN_VALUE_AFTER_TOKEN = frozenset("(,-+*/<>=~!@#%^&|;")
+_ROW_CHARS = str.maketrans("", "", "0123456789.?,()")
 _CANON.update(_PUNCTUATION)
 
 
 # The pieces a whitespace-free token of the fast path can hold, in the order
 # _TOKEN tries them (strings, comments and brackets are gone by then).
 _PIECE = re.compile(
-    r"([A-Za-z_\u0080-\U0010ffff][\w$]*)"
-    r"|(0[xX][0-9A-Fa-f_]+|(?:[0-9][0-9_]*(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
-    r'|((?:[Uu]&)?"[^"]*(?:""[^"]*)*"|`[^`]*`)'
-    r"|(\?[0-9]*|%[sbt](?!\w)|\$[0-9]+|[:@$][A-Za-z_]\w*)"
+    rf"({_QUOTED_RE})"
+    r"|([A-Za-z_\u0080-\U0010ffff][\w$]*)"
+    rf"|({_NUMBER_RE})"
+    rf"|({_PLACEHOLDER_RE})"
     r"|(::|\.)"
-    r"|(<>|!=|<=|>=|->>|->|#>>|#>|@>|<@|&&|\|\|/(?!\*)|\|\||!~~\*|!~~|~~\*|~~|!~\*|!~|~\*"
-    r"|<<=|>>=|<<|>>|:=|=>|[-+*/<>=~!@#%^&|:])"
+    rf"|({_OPERATOR_RE})"
     r"|([\s\S])"
 )
 
@@ -530,7 +640,7 @@ def _canon(tok: str) -> str:
     parts: list[str] = []
     literal = False
     glue = False  # the next part joins the previous one ("." or "::")
-    for word, num, qid, ph, dot, op, other in _PIECE.findall(tok):
+    for qid, word, num, ph, dot, op, other in _PIECE.findall(tok):
         if word:
             if glue and parts and parts[-1].endswith("."):
                 text = word  # a column after "table.": always an identifier
@@ -553,7 +663,12 @@ def _canon(tok: str) -> str:
             glue = True
             continue
         elif op and not glue:
+            end = _op_end(op)
             text = op
+            if end != len(op):  # "=-": the operator gives its signs back
+                parts.append(op[:end])
+                parts.extend(op[end:-1])
+                text = op[-1]
         elif other in _PUNCTUATION:
             text = other
         else:  # an operator right after "." or "::", or an odd character: not sure
@@ -584,7 +699,9 @@ def _is_value_end(t: str) -> bool:
     last = t[-1]
     if last in {".", ":"}:  # ends with "." or "::": class DOT
         return False
-    if t[0] == "?" or last == "?" or t == ")":
+    if t[0] == "?":
+        return t[1:2] in _LITERAL_NEXT  # "?", "?::int"; not "?|"
+    if (last == "?" and t[0] not in _OP_CHARS) or t == ")":
         return True
     if last == _KW_MARK or t in _FUNC_KEYWORDS or t in _NO_SIGN_BEFORE:
         return False
@@ -600,6 +717,9 @@ def _strip_strings(sql: str) -> str:
         # glued to a word or a prefix (E'', X'', U&''...): one "?" per string.
         kept = parts[0::2]
         if _GLUED_END.search("".join([p[-1:] for p in kept[:-1]])) is None:
+            for between in kept[1:-1]:
+                if between.isspace():
+                    raise _Bail  # 'a' 'b': a string continued
             return " ? ".join(kept)
     out = [parts[0]]
     last = len(parts) - 1
@@ -609,6 +729,8 @@ def _strip_strings(sql: str) -> str:
         if outside == "" and i < last:
             i += 2  # '' inside a string: the same string goes on
             continue
+        if outside.isspace() and i < last:
+            raise _Bail  # 'a' 'b': a string continued
         before = out[-1]
         if before:
             # Strip a prefix (E, B, X, N, U&) that starts a token; a string
@@ -622,6 +744,8 @@ def _strip_strings(sql: str) -> str:
                 out[-1] = before[:-2]
             elif _wordish(c):
                 raise _Bail
+        if len(out) > 1 and not out[-1].strip():
+            raise _Bail  # 'a' E'b': a string continued
         out.append(" ? ")
         out.append(outside)
         i += 2
@@ -643,8 +767,10 @@ _RAW_ROWS = re.compile(rf"\s*({_RAW_ROW})(?:\s*,\s*{_RAW_ROW})+")
 def _drop_extra_rows(s: str) -> str:
     """Drop the rows after the first of each VALUES list before tokenizing.
 
-    Only an optimization (a 1000-row INSERT is then tokenized as one row):
-    the same rule runs again on the canonical text in :func:`_collapse_values`.
+    Only an optimization (a 1000-row INSERT is then tokenized as one row),
+    taken only when every row holds nothing but literals and all have as many
+    (so all have one shape); :func:`_collapse_values` decides the rest on the
+    canonical text.
     """
     upper = s.upper()
     pieces: list[str] = []
@@ -654,7 +780,7 @@ def _drop_extra_rows(s: str) -> str:
         end = i + 6
         if (i == 0 or not _wordish(s[i - 1])) and (end == len(s) or not _wordish(s[end])):
             m = _RAW_ROWS.match(s, end)
-            if m is not None:
+            if m is not None and _same_literal_rows(s[m.start(1) : m.end()]):
                 pieces.append(s[pos : m.end(1)])
                 pos = m.end()
                 end = pos
@@ -663,6 +789,44 @@ def _drop_extra_rows(s: str) -> str:
         return s
     pieces.append(s[pos:])
     return "".join(pieces)
+
+
+def _same_literal_rows(rows: str) -> bool:
+    """Whether ``(..), (..)...`` are rows of literals only, all as long.
+
+    Literals here are ``?`` (the strings are gone) and plain numbers, each
+    with an optional sign; decided with whole-string operations.
+    """
+    t = "".join(rows.split())
+    if "-" in t or "+" in t:
+        t = t.replace("(-", "(").replace(",-", ",").replace("(+", "(").replace(",+", ",")
+        if "-" in t or "+" in t:
+            return False  # a sign that is arithmetic
+    if t.translate(_ROW_CHARS) or ",," in t or "(," in t or ",)" in t:
+        return False  # anything but numbers, "?" and punctuation, or an empty item
+    found = t[1:-1].split("),(")
+    commas = found[0].count(",")
+    if "(" in t[1:-1].replace("),(", ""):
+        return False  # a nested parenthesis
+    return all(row.count(",") == commas for row in found)
+
+
+def _check_paren_literals(text: str) -> None:
+    """Bail on ``(literal)`` after anything but a name, ``IN`` or ``VALUES``.
+
+    Such parentheses are redundant; the general path drops them.
+    """
+    i = text.find("( ?")
+    while i >= 0:
+        c = text[i - 2] if i >= 2 else ""
+        if (
+            not c
+            or c in _PAREN_VALUE_AFTER_TOKEN
+            or (c == "?" and text[: i - 1].rsplit(" ", 1)[-1][:1] in _OP_CHARS - {"?"})
+            or (c == _KW_MARK and text[: i - 1].rsplit(" ", 1)[-1] not in ("IN\x01", "VALUES\x01"))
+        ) and _PAREN_LITERAL.match(text, i):
+            raise _Bail
+        i = text.find("( ?", i + 3)
 
 
 def _collapse_values(text: str) -> str:
@@ -679,7 +843,16 @@ def _collapse_values(text: str) -> str:
         rest = text[m.end() : m.end() + 4]
         if rest.startswith(", (") or (rest[:1] == "," and not text[m.end() + 1 :].strip()):
             raise _Bail  # a deeper row, or a list cut short after its comma
+        if "VALUES\x01" in text[start : m.end()]:
+            raise _Bail  # a VALUES list inside a row
         pieces.append(text[pos : m.end(1)])
+        if m.group(2):
+            # later rows: each kept once per shape, the first row's included
+            kept = {m.group(1)}
+            for row in _ROW_RE.findall(m.group(2)):
+                if row not in kept:
+                    kept.add(row)
+                    pieces.append(", " + row)
         pos = m.end()
     if not pieces:
         return text
@@ -687,8 +860,24 @@ def _collapse_values(text: str) -> str:
     return "".join(pieces)
 
 
+def _strip_leading_comments(s: str) -> str:
+    """``s`` without the comments before its first token (a common header)."""
+    s = s.lstrip()
+    while True:
+        if s.startswith("--"):
+            nl = s.find("\n")
+            s = "" if nl < 0 else s[nl + 1 :].lstrip()
+        elif s.startswith("/*"):
+            end = s.find("*/", 2)
+            if end < 0 or "/*" in s[2:end]:
+                raise _Bail  # unterminated or nested: the general path decides
+            s = s[end + 2 :].lstrip()
+        else:
+            return s
+
+
 def _fast_fingerprint(sql: str) -> str:
-    if "\\" in sql or "[" in sql or "]" in sql or _KW_MARK in sql:
+    if "\\" in sql or "[" in sql or "]" in sql or _KW_MARK in sql or "``" in sql:
         raise _Bail
     if "$" in sql and _DOLLAR_NOT_PARAM.search(sql):
         raise _Bail
@@ -700,6 +889,8 @@ def _fast_fingerprint(sql: str) -> str:
             if not _SIMPLE_QUOTED.fullmatch(name):
                 raise _Bail
     s = sql
+    if "--" in s or "/*" in s:
+        s = _strip_leading_comments(s)
     if "--" in s or "/*" in s:
         if "'" in s:
             raise _Bail
@@ -717,12 +908,19 @@ def _fast_fingerprint(sql: str) -> str:
     if "(" in s or ")" in s:
         if s.count("(") != s.count(")"):
             raise _Bail
-        if "VALUES" in s or "values" in s.lower():
+        if "ALUES" in s or "alues" in s:  # (an optimization: other casings skip it)
             s = _drop_extra_rows(s)
         s = s.replace("(", " ( ").replace(")", " ) ")
+    marks = s.encode("utf-8", "surrogatepass").translate(_OP_MARKS)
+    glued: set[str] | tuple[()] = ()
+    if b"s" in marks and (
+        b"ss" in marks or b"so" in marks or b"os" in marks or b"s:" in marks or b":s" in marks
+    ):
+        glued = set("".join(_OP_RUN.findall(s)))
     for op, spaced, unless in _SPACE_OPS:
-        # "id=5" -> "id = 5" in C, when no longer operator holds the character
-        if op in s:
+        # "id=5" -> "id = 5" in C, when the character never touches another
+        # operator character and no number form holds it
+        if op in s and op not in glued:
             for u in unless:
                 if u in s:
                     break
@@ -757,6 +955,7 @@ def _fast_fingerprint(sql: str) -> str:
             for i in _positions(out, sign)
             if i < last
             and out[i + 1][0] == "?"
+            and out[i + 1][1:2] in _LITERAL_NEXT
             and i + 1 not in consts
             and not (i > 0 and _is_value_end(out[i - 1]))
         ]
@@ -768,6 +967,8 @@ def _fast_fingerprint(sql: str) -> str:
         text = " ".join(out)
     text = text.replace(" ,", ",").replace(" ;", ";")
     if "(" in text:
+        if "( ?" in text:
+            _check_paren_literals(text)
         text = _HUG.sub("(", text.replace("( ", "(").replace(" )", ")"))
         if "IN\x01 (" in text:
             text = _IN_LIST.sub(_collapse_in, text)
@@ -830,6 +1031,78 @@ def shape_id(fingerprint: str) -> str:
     return hashlib.blake2b(fingerprint.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
+def _lex(sql: str) -> Iterator[tuple[int, str, int, int]]:
+    """The tokens of ``sql`` as ``(kind, text, start, end)``, comments skipped.
+
+    The lexing :func:`redact` and :func:`split_statements` share with the
+    general path: ``[`` is a SQLite bracket identifier where a name can start
+    and a subscript elsewhere, an operator run gives a trailing sign back, an
+    unterminated literal is one ``_UNTERM`` token to the end.
+    """
+    match = _TOKEN.match
+    pos = 0
+    n = len(sql)
+    prev = _START
+    brackets: list[bool] = []  # per open bracket: whether it is "["
+    after_array = False
+    while True:
+        m = match(sql, pos)
+        if m is None:  # pragma: no cover - the pattern always matches
+            return
+        kind = m.lastindex or _OTHER
+        if kind == _END:
+            return
+        start = m.start(kind)
+        pos = m.end()
+        if kind == _NEST:
+            pos, _ = _skip_nested_comment(sql, start)
+            continue
+        tok = m.group(kind)
+        if kind == _BRK or (kind == _PUNCT and tok == "["):
+            if not after_array and (
+                prev in _NAME_STARTS and not (brackets and brackets[-1] and prev in (_OPEN, _COMMA))
+            ):
+                kind = _UNTERM if kind == _PUNCT else _QID
+            elif kind == _BRK:
+                kind = _PUNCT
+                tok = "["
+                pos = start + 1
+        elif kind == _OP and len(tok) > 1 and tok[-1] in "+-":
+            end = _op_end(tok)
+            pos -= len(tok) - end
+            tok = tok[:end]
+        if kind == _UNTERM:
+            pos = n
+            tok = sql[start:]
+        after_array = False
+        if kind == _WORD:
+            upper = tok.upper()
+            if prev == _DOT or upper not in KEYWORDS:
+                prev = _IDENT
+            elif _SPECIAL.get(upper) == _SP_CONST:
+                prev = _VAL
+            else:
+                prev = _FUNC if upper in _FUNC_KEYWORDS else _KW
+                after_array = upper == "ARRAY"
+        elif kind == _PUNCT:
+            if tok in {"(", "["}:
+                brackets.append(tok == "[")
+                prev = _OPEN
+            elif tok in {")", "]"}:
+                if brackets:
+                    brackets.pop()
+                prev = _CLOSE
+            else:
+                prev = {",": _COMMA, ";": _SEMI}.get(tok, _DOT)
+        elif kind == _QID:
+            prev = _IDENT
+        elif kind in (_STR, _NUM, _PH, _DOL, _UNTERM):
+            prev = _VAL
+        else:
+            prev = _OPER
+        yield kind, tok, start, pos
+
+
 def redact(sql: str) -> str:
     """``sql`` as written, minus its secrets: literals and placeholders become ``?``.
 
@@ -838,32 +1111,22 @@ def redact(sql: str) -> str:
     Comments are removed (they may hold anything) and whitespace collapses to
     one space. Never raises for any ``str``.
     """
-    match = _TOKEN.match
     out: list[str] = []
-    pos = 0
-    n = len(sql)
-    while True:
-        m = match(sql, pos)
-        if m is None:  # pragma: no cover - the pattern always matches
-            break
-        kind = m.lastindex or _OTHER
-        if kind == _END:
-            break
-        if m.start(kind) > pos and out:
+    end = 0
+    after_str = False
+    for kind, tok, start, stop in _lex(sql):
+        if after_str and kind in (_STR, _UNTERM):
+            end = stop
+            continue  # 'a' 'b': one string continued
+        after_str = kind == _STR
+        if start > end and out:
             out.append(" ")
-        pos = m.end()
-        if kind == _NEST:
-            pos, _ = _skip_nested_comment(sql, m.start(_NEST))
-            continue
-        if kind in (_STR, _NUM, _PH, _DOL, _UNTERM):
+        end = stop
+        literal = kind in (_STR, _NUM, _PH, _DOL, _UNTERM)
+        if literal or (kind == _WORD and tok.upper() in ("TRUE", "FALSE")):
             out.append("?")
-            if kind == _UNTERM:
-                pos = n
-            continue
-        tok = m.group(kind)
-        if kind == _WORD and tok.upper() in ("TRUE", "FALSE"):
-            tok = "?"
-        out.append(tok)
+        else:
+            out.append(tok)
     return "".join(out).rstrip()
 
 
@@ -873,26 +1136,12 @@ def split_statements(text: str) -> list[str]:
     Returns:
         The statements that contain code, stripped, without their ``;``.
     """
-    match = _TOKEN.match
     parts: list[str] = []
     start = 0
-    pos = 0
-    n = len(text)
-    while True:
-        m = match(text, pos)
-        if m is None:  # pragma: no cover - the pattern always matches
-            break
-        kind = m.lastindex or _OTHER
-        if kind == _END:
-            break
-        pos = m.end()
-        if kind == _NEST:
-            pos, _ = _skip_nested_comment(text, m.start(_NEST))
-        elif kind == _UNTERM:
-            pos = n
-        elif kind == _PUNCT and m.group(_PUNCT) == ";":
-            _add_statement(parts, text[start : m.start(_PUNCT)])
-            start = pos
+    for kind, tok, at, stop in _lex(text):
+        if kind == _PUNCT and tok == ";":
+            _add_statement(parts, text[start:at])
+            start = stop
     _add_statement(parts, text[start:])
     return parts
 

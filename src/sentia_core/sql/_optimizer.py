@@ -42,7 +42,7 @@ from sentia_core._validate import (
     check_name,
     check_non_negative,
 )
-from sentia_core.errors import ConfigError
+from sentia_core.errors import ConfigError, SqlError
 
 from ._callsite import CallSiteFinder
 from ._fingerprint import fingerprint, fingerprint_ex, redact, shape_id, statement_kind
@@ -92,10 +92,63 @@ _TOP_KEYS = (
 _SAMPLE_LIMIT = 2_000
 
 
+class StatementTypeError(SqlError, TypeError):
+    """``record`` was given a statement object it cannot read as SQL text.
+
+    Its ``str()`` would be a repr (``Composed([... Literal('secret')])``), not
+    SQL: fingerprinting it would keep literals. Pass the SQL text instead.
+    """
+
+
 def _coerce_sql(sql: object) -> str:
+    """The SQL text of a statement object a user may pass to ``record``.
+
+    ``bytes`` are decoded as UTF-8; psycopg ``sql.SQL``/``Composed``/... are
+    rendered with ``as_string(None)`` (psycopg's default adapters: literals
+    become quoted SQL literals, which the fingerprint then removes);
+    SQLAlchemy ``TextClause`` gives its ``.text``, a compiled statement its
+    ``.string``, any other SQLAlchemy clause ``str()`` (its default compiler,
+    bound values as placeholders). Anything else raises.
+
+    Raises:
+        StatementTypeError: an object of any other type, or a psycopg object
+            that cannot be rendered without a connection (then pass
+            ``obj.as_string(conn)``).
+    """
     if isinstance(sql, (bytes, bytearray, memoryview)):
         return bytes(sql).decode("utf-8", "replace")
-    return str(sql)
+    cls = type(sql)
+    modules = {c.__module__ for c in cls.__mro__}
+    if "psycopg.sql" in modules or "psycopg2.sql" in modules:
+        try:
+            text = sql.as_string(None)  # type: ignore[attr-defined]
+        except Exception as exc:
+            raise StatementTypeError(
+                f"cannot render a psycopg {cls.__name__} without a connection: "
+                "record(statement.as_string(connection), ...) instead"
+            ) from exc
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        if isinstance(text, str):
+            return text
+    elif any(m.startswith("sqlalchemy.") for m in modules):
+        text = getattr(sql, "text", None)  # TextClause
+        if not isinstance(text, str):
+            text = getattr(sql, "string", None)  # a Compiled statement
+        if not isinstance(text, str) and hasattr(sql, "compile"):
+            try:  # a ClauseElement: the default compiler, binds as placeholders
+                text = str(sql)
+            except Exception as exc:
+                raise StatementTypeError(
+                    f"cannot compile a SQLAlchemy {cls.__name__} without its dialect: "
+                    "record(str(statement.compile(engine)), ...) instead"
+                ) from exc
+        if isinstance(text, str):
+            return text
+    raise StatementTypeError(
+        f"record() needs the SQL text (str), got {cls.__module__}.{cls.__qualname__}; "
+        "psycopg sql objects, SQLAlchemy text()/compiled statements and bytes are read too"
+    )
 
 
 class QueryOptimizer:
@@ -237,15 +290,22 @@ class QueryOptimizer:
 
         Cheap enough for every statement of a service: after the first time a
         text is seen, one dict lookup, one clock read and a few field updates.
-        Never raises, whatever ``sql`` holds; malformed text is fingerprinted
-        as well as possible and flagged.
+        Never raises for any text; malformed text is fingerprinted as well as
+        possible and flagged.
 
         Args:
-            sql: the statement as sent to the driver (placeholders or literals).
+            sql: the statement as sent to the driver (placeholders or literals):
+                a ``str``, or ``bytes``, a psycopg ``sql.SQL``/``Composed``
+                (rendered with ``as_string(None)``), a SQLAlchemy ``text()``
+                clause, compiled statement or other clause element.
             duration: seconds it took (negative or NaN counts as 0).
             params: the bound parameters. Accepted for symmetry with DB-API
                 ``execute``; never read and never stored.
             rows: rows returned or affected, when known.
+
+        Raises:
+            StatementTypeError: ``sql`` is an object of any other type (its
+                ``str()`` would be a repr, not SQL).
         """
         try:
             rec = self._by_sql.get(sql)
@@ -336,11 +396,11 @@ class QueryOptimizer:
 
     def _learn(self, sql: object) -> _ShapeRecord | None:
         """First sight of a text: fingerprint it and find or make its shape."""
+        # not inside the try below: a statement object that is not SQL is a
+        # programming error, said at the first call
+        text = sql if isinstance(sql, str) else _coerce_sql(sql)
         try:
-            if isinstance(sql, str):
-                text = sql
-            else:
-                text = _coerce_sql(sql)
+            if text is not sql:
                 rec = self._by_sql.get(text)
                 if rec is not None:
                     return rec
