@@ -33,7 +33,8 @@ SVC_PW = "SvcPw-a83c51"
 HOOK = "HookTok-77de0b"
 SMTP_PW = "SmtpPw-9a1f33"
 SHORT = "ShortSg-1"  # an invalid (too short) signing secret
-SECRETS = (REDIS_PW, SIGNING, SVC_PW, HOOK, SMTP_PW, SHORT)
+AUTH_TOK = "AuthTok-5be01c"  # the monitor endpoints' bearer token
+SECRETS = (REDIS_PW, SIGNING, SVC_PW, HOOK, SMTP_PW, SHORT, AUTH_TOK)
 
 
 def assert_clean(text: str, where: str) -> None:
@@ -148,6 +149,7 @@ def test_planted_secrets_appear_in_nothing_the_library_emits(
         app.monitor.tick()
         report = app.health()
         assert report.status.value != "unhealthy", report.to_dict()  # the open breaker degrades
+        out += _served_pages(app)
         out += [
             repr(app), repr(app.cache), repr(app.limiter), repr(app.registry),
             repr(app.breaker("partner")), json.dumps(report.to_dict(), default=str),
@@ -160,6 +162,30 @@ def test_planted_secrets_appear_in_nothing_the_library_emits(
     assert_clean(logs.text(), f"{path}: logs")
 
 
+def _served_pages(app: Sentia) -> list[str]:
+    """Everything the app's endpoints answer (dashboard included), with and without the token."""
+    import urllib.error
+    import urllib.request
+
+    pages: list[str] = []
+    with app.serve(auth=AUTH_TOK) as server:
+        for path in ("/metrics", "/metrics.json", "/health", "/health/ready", "/health/live",
+                     "/", "/dashboard", "/dashboard.json?window=1h", "/dashboard.json?window=7d",
+                     "/nope"):  # fmt: skip
+            for token in (AUTH_TOK, None):
+                req = urllib.request.Request(server.url + path)
+                if token:
+                    req.add_header("Authorization", f"Bearer {token}")
+                try:
+                    with urllib.request.urlopen(req, timeout=10) as resp:
+                        pages.append(f"{resp.status} {dict(resp.headers)} {resp.read().decode()}")
+                except urllib.error.HTTPError as exc:
+                    pages.append(f"{exc.code} {dict(exc.headers)} {exc.read().decode()}")
+    assert any(p.startswith("200") and '"panels"' in p for p in pages)  # the dashboard was read
+    assert any(p.startswith("401") for p in pages)
+    return pages
+
+
 @pytest.mark.redis
 def test_a_wrong_password_never_shows_the_one_given(
     locked_redis: RedisServer, logs: Collected
@@ -169,7 +195,9 @@ def test_a_wrong_password_never_shows_the_one_given(
         app.cache.set("k", 1)
         app.limiter.hit("api", "x")
         report = app.health()
-        assert report.status.value == "unhealthy"
+        # Redis refuses us; the components fail open on it, so the service is degraded
+        assert report.status.value == "degraded"
+        assert report.components["redis"].status.value == "unhealthy"
         text = json.dumps(report.to_dict(), default=str) + app.monitor.prometheus_text()
     assert_clean(text + repr(app), "health with a wrong password")
     assert_clean(logs.text(), "logs with a wrong password")

@@ -124,3 +124,17 @@ def test_page_puts_each_claim_next_to_each_stack() -> None:
     assert "99.91 %" in page
     assert "![partner_outage](img/partner_outage.png)" in page
     json.dumps(results)  # the shape the script writes
+
+
+def test_service_page_is_rendered_from_the_committed_results() -> None:
+    data = json.loads((ROOT / "benchmarks" / "results" / "service.json").read_text())
+    assert not data["quick"], "the committed results come from a full run"
+    page = (ROOT / "docs" / "service-benchmark.md").read_text()
+    assert page == svc.render_markdown(data, "img/service"), (
+        "docs/service-benchmark.md is stale: python benchmarks/service.py --render-only "
+        "--json benchmarks/results/service.json --markdown docs/service-benchmark.md "
+        "--plots docs/img/service"
+    )
+    for name in {r["scenario"] for r in data["results"]}:
+        if name not in ("capacity", "steady", "nplus1"):
+            assert (ROOT / "docs" / "img" / "service" / f"{name}.png").exists()

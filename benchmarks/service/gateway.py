@@ -71,7 +71,15 @@ LIMIT = "1000000/minute"
 
 
 class PartnerError(Exception):
-    """A partner answered 5xx (retried, and counted by breakers)."""
+    """A partner answered 5xx (retried, and counted by breakers).
+
+    It carries ``status_code`` as an HTTP client's error would, which is how
+    sentia_core's default ``retry_on`` ("transient") recognises a 503.
+    """
+
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"partner answered {status_code}")
+        self.status_code = status_code
 
 
 def category(pid: int) -> str:
@@ -81,7 +89,7 @@ def category(pid: int) -> str:
 
 def check(response: httpx.Response) -> Any:
     if response.status_code >= 500:
-        raise PartnerError(f"partner answered {response.status_code}")
+        raise PartnerError(response.status_code)
     return response.json()
 
 
@@ -92,7 +100,7 @@ class Store:
     """The database calls every stack makes, on one sqlite3 connection."""
 
     def __init__(self, path: str, wrap: Callable[[sqlite3.Connection], Any] | None = None) -> None:
-        self.raw = sqlite3.connect(path, check_same_thread=False)
+        self.raw = sqlite3.connect(path, check_same_thread=False, timeout=30)
         self.db = wrap(self.raw) if wrap else self.raw
         self.loads = 0
 
@@ -318,17 +326,12 @@ class SentiaStack(Stack):
             }
         )
         self.store = Store(args.db, wrap=lambda raw: wrap_connection(raw, self.app.queries))
-        self.cache = getattr(self.app, "async_cache", None) or self._async_cache(args)
+        self.cache = self.app.async_cache
         self._auth = self.app.protect("auth")(self._auth_once)
         registry = self.app.registry
         for url in self.analytics_urls:
             registry.register("analytics", url)
         self.registry = registry
-
-    def _async_cache(self, args: argparse.Namespace) -> Any:  # until the facade has one
-        from sentia_core import AsyncTieredCache
-
-        return AsyncTieredCache(redis=args.redis, namespace=f"bench{args.port}", ttl=CACHE_TTL)
 
     async def _auth_once(self) -> Any:
         return check(await self.client.get(self.args.auth + "/check"))
@@ -359,10 +362,15 @@ class SentiaStack(Stack):
         return SentiaASGIMiddleware.from_sentia(app, self.app, rate_limit="api")
 
     def advice(self) -> list[str]:
+        """Suggest, verify and create indexes (in a worker thread, on its own connection)."""
         queries = self.app.queries
-        suggestions = queries.suggest_indexes(connection=self.store.raw)
-        verified = queries.verify(suggestions, self.store.raw)
-        applied = queries.apply(verified, self.store.raw, dry_run=False, min_calls_per_hour=1)
+        conn = sqlite3.connect(self.args.db, timeout=30)
+        try:
+            suggestions = queries.suggest_indexes(connection=conn)
+            verified = queries.verify(suggestions, conn)
+            applied = queries.apply(verified, conn, dry_run=False, min_calls_per_hour=1)
+        finally:
+            conn.close()
         return [a.ddl for a in applied if a.status == "created"]
 
     def extra_stats(self) -> dict[str, Any]:
