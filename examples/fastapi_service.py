@@ -41,8 +41,9 @@ config: dict[str, Any] = {
     "monitor": {"sample_interval": 0.2},
 }
 if os.environ.get("SENTIA_REDIS_URL"):
+    # Every worker process of the service must use the same namespace to share.
     config["redis_url"] = os.environ["SENTIA_REDIS_URL"]
-    config["namespace"] = f"fastapi-example-{random.randrange(1 << 30):x}"
+    config["namespace"] = os.environ.get("SENTIA_NAMESPACE", "fastapi-example")
 
 app = Sentia(config)  # the monitor samples in the background from here on
 
@@ -62,8 +63,13 @@ async def partner_stock(sku: str) -> dict[str, Any]:
 # -- a cached catalog ------------------------------------------------------------------
 
 
+loads = 0  # catalog loads in this process (the cache spares the others)
+
+
 @app.async_cache.cached(ttl=300, tags=("catalog",))
 async def product(sku: str) -> dict[str, Any]:
+    global loads
+    loads += 1
     return {"sku": sku, "name": f"Widget {sku}"}
 
 
@@ -126,12 +132,19 @@ async def health() -> dict[str, Any]:
     return app.health().to_dict()
 
 
+@api.get("/worker")
+async def worker() -> dict[str, int]:
+    """Which worker process answered, and how often its catalog loader ran."""
+    return {"pid": os.getpid(), "loads": loads}
+
+
 api.add_middleware(
     SentiaASGIMiddleware,
     monitor=app.monitor,
     queries=app.queries,
     limiter=app.limiter,
     rate_limit="api",
+    exclude_paths=(*SentiaASGIMiddleware.DEFAULT_EXCLUDE_PATHS, "/worker"),
 )
 
 
