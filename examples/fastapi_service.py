@@ -35,7 +35,7 @@ from sentia_core import Sentia
 from sentia_core.integrations import SentiaASGIMiddleware, wrap_connection
 
 config: dict[str, Any] = {
-    "rate_limits": {"api": "20/minute"},
+    "rate_limits": {"api": "20/hour"},
     "services": {"partner": {"timeout": "2s", "retries": 2}},
     "sql": {"nplusone_threshold": 3},
     "monitor": {"sample_interval": 0.2},
@@ -158,7 +158,7 @@ async def main() -> None:
             await client.get(f"/products/sku-{i}")
         dropped = (await client.post("/products/invalidate")).json()["dropped"]
         codes: dict[int, int] = {}
-        for i in range(20):  # with the 5 above, more than the 20/minute the tier allows
+        for i in range(20):  # with the 5 above, more than the 20/hour the tier allows
             path = f"/products/sku-{i % 4}" if i % 3 else f"/customers/{1 + i % 7}"
             status = (await client.get(path)).status_code
             codes[status] = codes.get(status, 0) + 1

@@ -2,7 +2,7 @@
 
 ``examples/fastapi_service.py`` runs under ``uvicorn --workers 2`` with
 ``SENTIA_REDIS_URL`` pointing at a real redis-server on loopback. The two
-processes must share the rate limit (20/minute per client: exactly 20 of 40
+processes must share the rate limit (20/hour per client: exactly 20 of 40
 requests pass, whichever worker takes them) and the cache (a product loaded
 by one worker is served to the other from Redis: one load in total).
 """
@@ -77,7 +77,7 @@ def test_two_workers_share_the_cache_and_the_rate_limit(service: int) -> None:
     port = service
     assert len(_both_workers(port)) == 2
     statuses = [_get(port, "/products/sku-7")[0] for _ in range(40)]
-    assert statuses.count(200) == 20, statuses  # one 20/minute budget for both workers
+    assert statuses.count(200) == 20, statuses  # one 20/hour budget for both workers
     assert set(statuses) == {200, 429}
     loads = _both_workers(port)  # every process's catalog loads, both counted
     assert sum(loads.values()) == 1, loads  # loaded once, then served from Redis
