@@ -179,6 +179,7 @@ class Suite:
             payload = {
                 "suite": self.name,
                 "quick": self.quick,
+                "date": time.strftime("%Y-%m-%d"),
                 "python": platform.python_version(),
                 "machine": platform.machine(),
                 "platform": platform.platform(),

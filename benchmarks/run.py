@@ -62,13 +62,19 @@ def render_markdown(json_dir: Path) -> str:
     meta = json_dir / "_meta.json"
     if meta.exists():
         info = json.loads(meta.read_text())
-        lines += [f"Measured {info['date']} on {info['machine']}.", ""]
+        lines += [
+            f"The whole set last ran {info['date']} on {info['machine']}; a suite re-run"
+            " since says so under its heading.",
+            "",
+        ]
     for path in sorted(json_dir.glob("*.json")):
         if path.name.startswith("_") or path.stem in ON_REQUEST:
             continue
         data = json.loads(path.read_text())
         mode = " (quick run: indicative only)" if data.get("quick") else ""
         lines += [f"## {data['suite']}{mode}", "", f"Script: `benchmarks/{path.stem}.py`", ""]
+        if data.get("date"):
+            lines += [f"Measured {data['date']} (machine as above).", ""]
         for sec in data["sections"]:
             lines += [
                 f"### {sec['title']}",
