@@ -30,14 +30,11 @@ from sentia_core._clock import SYSTEM_CLOCK, Clock
 from sentia_core._validate import check_fraction, check_int, check_non_negative, check_positive
 from sentia_core.errors import BackendError, ConfigError
 
-from ._catalog import (
-    dialect_of,
-    quote_ident,
-    quote_table,
-    read_existing_indexes,
-    sqlite_columns,
-    unwrap_connection,
-)
+from ._catalog import ansi_quote as quote_ident
+from ._catalog import ansi_quote_table as quote_table
+from ._catalog import unwrap_connection
+from ._dialect import dialect_for, read_existing_indexes
+from ._sqlite import table_columns as sqlite_columns
 from ._verify import VerifiedSuggestion
 
 __all__ = ["AppliedIndex", "MaintenanceReport", "UnusedIndex", "apply", "maintenance"]
@@ -178,7 +175,7 @@ def apply(
         if not isinstance(v, VerifiedSuggestion):
             raise ConfigError("verified", v, "must hold VerifiedSuggestion values (see verify)")
     conn = unwrap_connection(connection)
-    dialect = dialect_of(conn)
+    dialect = dialect_for(conn).name
     existing = read_existing_indexes(conn)
     counts: dict[str, int] = {}
     names: set[str] = set()
@@ -506,7 +503,7 @@ def maintenance(
     check_fraction("stale_fraction", stale_fraction)
     check_int("min_index_size", min_index_size, minimum=0)
     conn = unwrap_connection(connection)
-    if dialect_of(conn) == "sqlite":
+    if dialect_for(conn).name == "sqlite":
         return _sqlite_maintenance(conn, dry_run, stale_fraction)
     return _pg_maintenance(conn, dry_run, stale_fraction, min_index_size)
 

@@ -57,15 +57,12 @@ from sentia_core.errors import BackendError, ConfigError, UnsafeStatementError
 
 from ._advisor import IndexSuggestion, ShapeWorkload, _normalize_workload
 from ._analysis import ParameterSlot
-from ._catalog import (
-    dialect_of,
-    quote_ident,
-    quote_table,
-    read_schema,
-    sqlite_columns,
-    unwrap_connection,
-)
+from ._catalog import ansi_quote as quote_ident
+from ._catalog import ansi_quote_table as quote_table
+from ._catalog import unwrap_connection
+from ._dialect import dialect_for, read_schema
 from ._probe import Probe, probe
+from ._sqlite import table_columns as sqlite_columns
 
 __all__ = ["PlanCheck", "VerifiedSuggestion", "explain", "verify"]
 
@@ -675,7 +672,7 @@ def _backend(
     timeout: float,
 ) -> _Backend:
     conn = unwrap_connection(connection)
-    if dialect_of(conn) == "sqlite":
+    if dialect_for(conn).name == "sqlite":
         if method == "hypopg":
             raise ConfigError("method", method, "HypoPG exists only for PostgreSQL")
         return _SqliteBackend(conn, rng)
