@@ -8,7 +8,7 @@ database (:mod:`._sqlite`, :mod:`._postgres`), found through :mod:`._dialect`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +97,11 @@ def ansi_quote(name: str) -> str:
 def ansi_quote_table(table: str) -> str:
     """:func:`ansi_quote` for ``table`` or ``schema.table``."""
     return ".".join(ansi_quote(p) for p in table.split(".", 1))
+
+
+def columns_sql(columns: Sequence[tuple[str, bool]], quote: Callable[[str], str]) -> str:
+    """An index's key list: ``"a", "b" DESC`` for ``(column, descending)`` pairs."""
+    return ", ".join(quote(c) + (" DESC" if d else "") for c, d in columns)
 
 
 def indexes_by_table(indexes: Iterable[ExistingIndex]) -> Mapping[str, list[ExistingIndex]]:

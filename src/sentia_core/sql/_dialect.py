@@ -16,6 +16,7 @@ or pooled DB-API connection is unwrapped to the driver connection underneath.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ from ._catalog import (
     ExistingIndex,
     unwrap_connection,
 )
+from ._planner import Planner
 
 __all__ = [
     "DIALECTS",
@@ -71,6 +73,17 @@ class Dialect(Protocol):
         self, conn: Any, wanted: set[str] | None, sample_rows: int
     ) -> dict[tuple[str, str], float]:
         """Distinct values per column of the ``wanted`` (lower-cased) tables, or all."""
+        ...
+
+    def planner(
+        self, conn: Any, rng: random.Random, method: str, lock_timeout: float, timeout: float
+    ) -> Planner:
+        """A verification session: sampling, a hypothetical or rolled-back index,
+        EXPLAIN and the judgement of two plans.
+
+        Raises:
+            ConfigError: ``method`` is not available on this database.
+        """
         ...
 
 

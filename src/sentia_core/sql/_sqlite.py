@@ -16,22 +16,28 @@
 
 from __future__ import annotations
 
+import contextlib
+import random
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sentia_core.errors import BackendError
+from sentia_core.errors import BackendError, ConfigError
 
 from ._catalog import (
     ExistingIndex,
     ansi_quote,
     ansi_quote_table,
+    columns_sql,
 )
+from ._planner import ExplainError, Plan, Planner, probe_index_name, quantile
 
 __all__ = [
+    "SqlitePlanner",
     "accepts",
     "name",
+    "planner",
     "quote",
     "quote_table",
     "read_column_stats",
@@ -167,3 +173,178 @@ def read_column_stats(
         for name, values in zip(names, seen, strict=True):
             out[(table.lower(), name)] = float(len(values))
     return out
+
+
+# --------------------------------------------------------------------------- #
+# Verification
+# --------------------------------------------------------------------------- #
+
+_ROW = re.compile(r"(SCAN|SEARCH) (\S+)(?: AS \S+)?(.*)\Z")
+
+
+def _rank(detail: str) -> tuple[int, int, int] | None:
+    """How good one EXPLAIN QUERY PLAN access row is (higher is better)."""
+    m = _ROW.match(detail)
+    if m is None:
+        return None
+    verb, rest = m.group(1), m.group(3)
+    if "AUTOMATIC" in rest or not rest.strip():
+        return (0, 0, 0)
+    if "PRIMARY KEY" in rest:
+        return (3, _terms(rest), 1)
+    covering = 1 if "COVERING INDEX" in rest else 0
+    if verb == "SCAN":
+        return (1, 0, covering)
+    return (2, _terms(rest), covering)
+
+
+def _terms(rest: str) -> int:
+    m = re.search(r"\((.*)\)\s*\Z", rest)
+    if m is None:
+        return 0
+    score = 0
+    for term in m.group(1).split(" AND "):
+        score += 1 if ">" in term or "<" in term else 2
+    return score
+
+
+def _alias(detail: str) -> str | None:
+    m = _ROW.match(detail)
+    return m.group(2).lower() if m else None
+
+
+def _sort_key(value: object) -> tuple[int, Any]:
+    """SQLite's cross-type sort order: NULL < numbers < text < blobs."""
+    if value is None:
+        return (0, 0)
+    if isinstance(value, (int, float)):
+        return (1, value)
+    if isinstance(value, str):
+        return (2, value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return (3, bytes(value))
+    return (4, repr(value))
+
+
+class SqlitePlanner(Planner):
+    """Savepoint-rolled-back indexes and ``EXPLAIN QUERY PLAN`` rows."""
+
+    method = "sqlite-savepoint"
+    has_costs = False
+
+    def __init__(self, conn: Any, rng: random.Random) -> None:
+        super().__init__(conn, rng)
+        self.columns: dict[str, set[str]] = {}
+
+    def has_column(self, table: str, column: str) -> bool:
+        key = table.lower()
+        if key not in self.columns:
+            self.columns[key] = table_columns(self.conn, table)
+        return column.lower() in self.columns[key]
+
+    def sample(self, table: str, column: str) -> tuple[list[object], object]:
+        if not self.has_column(table, column):
+            return [], None
+        qt, qc = quote_table(table), quote(column)
+        values: list[object] = []
+        try:
+            lo, hi = self.conn.execute(f"SELECT min(rowid), max(rowid) FROM {qt}").fetchone()
+            if lo is not None and hi is not None:
+                ids = sorted({self.rng.randint(int(lo), int(hi)) for _ in range(_SAMPLE_ROWS)})
+                marks = ", ".join("?" * len(ids))
+                values = [
+                    r[0]
+                    for r in self.conn.execute(
+                        f"SELECT {qc} FROM {qt} WHERE rowid IN ({marks}) AND {qc} IS NOT NULL",
+                        ids,
+                    )
+                ]
+        except sqlite3.Error:
+            values = []
+        if len(values) < 16:
+            try:
+                values = [
+                    r[0]
+                    for r in self.conn.execute(
+                        f"SELECT {qc} FROM {qt} WHERE {qc} IS NOT NULL LIMIT ?", [_SAMPLE_ROWS * 2]
+                    )
+                ]
+            except sqlite3.Error:
+                values = []
+        values.sort(key=_sort_key)
+        return values, quantile(values, 0.5)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        yield
+
+    @contextlib.contextmanager
+    def with_index(
+        self, table: str, columns: Sequence[tuple[str, bool]], key: str
+    ) -> Iterator[str]:
+        name = probe_index_name(key)
+        missing = [c for c, _ in columns if not self.has_column(table, c)]
+        if missing:
+            raise ExplainError(f"no such column: {table}.{missing[0]}")
+        self.conn.execute("SAVEPOINT sentia_verify")
+        try:
+            self.conn.execute(
+                f"CREATE INDEX {name} ON {quote_table(table)} ({columns_sql(columns, quote)})"
+            )
+            yield name
+        finally:
+            self.conn.execute("ROLLBACK TO sentia_verify")
+            self.conn.execute("RELEASE sentia_verify")
+
+    def explain(self, text: str, params: list[object]) -> Plan:
+        try:
+            rows = self.conn.execute("EXPLAIN QUERY PLAN " + text, params).fetchall()
+        except sqlite3.Error as exc:
+            raise ExplainError(str(exc)) from exc
+        details = tuple(str(r[3]) for r in rows)
+        used = frozenset(m.group(1) for d in details for m in re.finditer(r"INDEX (\S+)", d))
+        return Plan(None, " | ".join(details), used, details)
+
+    def judge(self, before: Plan, after: Plan, index: str, margin: float) -> tuple[str, str]:
+        del margin  # SQLite exposes no costs to compare
+        if index not in after.indexes:
+            return "not-used", "SQLite chose another plan"
+
+        def ranks(plan: Plan) -> dict[str, tuple[int, int, int]]:
+            out: dict[str, tuple[int, int, int]] = {}
+            for d in plan.rows:
+                alias, rank = _alias(d), _rank(d)
+                if alias is not None and rank is not None:
+                    out[alias] = min(out.get(alias, rank), rank)
+            return out
+
+        def full_scans(plan: Plan) -> int:
+            return sum(1 for d in plan.rows if (r := _rank(d)) is not None and r[0] == 0)
+
+        def temp_trees(plan: Plan) -> int:
+            return sum(1 for d in plan.rows if "USE TEMP B-TREE" in d)
+
+        rb, ra = ranks(before), ranks(after)
+        using = {a for d in after.rows if f"INDEX {index}" in d and (a := _alias(d)) is not None}
+        better_access = any(ra.get(a, (0, 0, 0)) > rb.get(a, (0, 0, 0)) for a in using)
+        fewer_sorts = temp_trees(after) < temp_trees(before)
+        if full_scans(after) > full_scans(before):
+            return "worse", "another table became a full scan"
+        if better_access or fewer_sorts:
+            what = []
+            if better_access:
+                what.append("better access path")
+            if fewer_sorts:
+                what.append("sort removed")
+            return "improved", " and ".join(what)
+        return "unchanged", "the index is used but the access path is no better"
+
+
+def planner(
+    conn: Any, rng: random.Random, method: str, lock_timeout: float, timeout: float
+) -> Planner:
+    """A :class:`SqlitePlanner` (HypoPG, asked for by ``method``, is PostgreSQL's)."""
+    del lock_timeout, timeout  # not bounded on SQLite
+    if method == "hypopg":
+        raise ConfigError("method", method, "HypoPG exists only for PostgreSQL")
+    return SqlitePlanner(conn, rng)
