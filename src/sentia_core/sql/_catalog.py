@@ -1,6 +1,8 @@
 """Dialect-free values shared by the dialects and the modules that dispatch to them.
 
-What a live database already has (:class:`ExistingIndex`) and the helpers
+What a live database already has (:class:`ExistingIndex`), what maintenance
+found (:class:`MaintenanceReport`, :class:`UnusedIndex`), the plain records
+an index build passes between :mod:`._apply` and a dialect, and the helpers
 every dialect needs (unwrapping a SQLAlchemy or pooled connection, ANSI
 quoting). Nothing here knows a database: that lives in one module per
 database (:mod:`._sqlite`, :mod:`._postgres`), found through :mod:`._dialect`.
@@ -12,7 +14,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ExistingIndex"]
+__all__ = [
+    "BuildOutcome",
+    "ExistingIndex",
+    "IndexBuild",
+    "MaintenanceReport",
+    "UnusedIndex",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +73,64 @@ class ExistingIndex:
     def qualified_table(self) -> str:
         """``schema.table`` when a schema is known, else ``table``."""
         return f"{self.schema}.{self.table}" if self.schema else self.table
+
+
+@dataclass(frozen=True, slots=True)
+class UnusedIndex:
+    """An index the statistics say was never scanned."""
+
+    schema: str | None
+    table: str
+    name: str
+    scans: int
+    size_bytes: int
+    drop_ddl: str
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceReport:
+    """What :func:`~._apply.maintenance` found and did.
+
+    Attributes:
+        analyzed: tables whose statistics were (or, dry-run, would be)
+            refreshed.
+        statements: the statements run (or that would run).
+        unused_indexes: never-scanned, non-constraint indexes (PostgreSQL).
+        notes: remarks for people (what could not be checked, and why).
+        stats_since: when the usage counters were last reset (epoch seconds),
+            or None when unknown.
+        dry_run: nothing was executed.
+    """
+
+    analyzed: tuple[str, ...]
+    statements: tuple[str, ...]
+    unused_indexes: tuple[UnusedIndex, ...] = ()
+    notes: tuple[str, ...] = ()
+    stats_since: float | None = None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IndexBuild:
+    """One index :func:`~._apply.apply` asks a dialect to create."""
+
+    table: str
+    name: str
+    columns: tuple[str, ...]
+    ddl: str
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOutcome:
+    """What became of one :class:`IndexBuild`.
+
+    ``status`` is ``"created"``, ``"failed"`` or ``"skipped"``; ``seconds``
+    the build time (0 when nothing was built).
+    """
+
+    status: str
+    reason: str = ""
+    seconds: float = 0.0
 
 
 # --------------------------------------------------------------------------- #

@@ -17,14 +17,18 @@ or pooled DB-API connection is unwrapped to the driver connection underneath.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
+from sentia_core._clock import Clock
 from sentia_core.errors import ConfigError
 
 from . import _postgres, _sqlite
 from ._catalog import (
+    BuildOutcome,
     ExistingIndex,
+    IndexBuild,
+    MaintenanceReport,
     unwrap_connection,
 )
 from ._planner import Planner
@@ -84,6 +88,29 @@ class Dialect(Protocol):
         Raises:
             ConfigError: ``method`` is not available on this database.
         """
+        ...
+
+    def create_index_ddl(
+        self, name: str, table: str, columns: Sequence[tuple[str, bool]], concurrently: bool
+    ) -> str:
+        """The ``CREATE INDEX ... IF NOT EXISTS`` statement for ``(column, descending)``."""
+        ...
+
+    def create_indexes(
+        self,
+        conn: Any,
+        builds: Sequence[IndexBuild],
+        lock_timeout: float,
+        analyze: bool,
+        clock: Clock,
+    ) -> list[BuildOutcome]:
+        """Run the builds (outside any transaction), one outcome per build, in order."""
+        ...
+
+    def maintenance(
+        self, conn: Any, dry_run: bool, stale_fraction: float, min_index_size: int
+    ) -> MaintenanceReport:
+        """Refresh stale statistics and list unused indexes (see :func:`~._apply.maintenance`)."""
         ...
 
 

@@ -27,10 +27,15 @@ import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from sentia_core._clock import Clock
 from sentia_core.errors import BackendError
 
 from ._catalog import (
+    BuildOutcome,
     ExistingIndex,
+    IndexBuild,
+    MaintenanceReport,
+    UnusedIndex,
     ansi_quote,
     ansi_quote_table,
     columns_sql,
@@ -38,8 +43,12 @@ from ._catalog import (
 from ._planner import ExplainError, Plan, Planner, probe_index_name, quantile
 
 __all__ = [
+    "ADVISORY_LOCK_KEY",
     "PostgresPlanner",
     "accepts",
+    "create_index_ddl",
+    "create_indexes",
+    "maintenance",
     "name",
     "planner",
     "quote",
@@ -370,3 +379,171 @@ def planner(
 ) -> Planner:
     """A :class:`PostgresPlanner` (``method`` ``"auto"``, ``"hypopg"`` or ``"index"``)."""
     return PostgresPlanner(conn, rng, method, lock_timeout, timeout)
+
+
+# --------------------------------------------------------------------------- #
+# Creation and maintenance
+# --------------------------------------------------------------------------- #
+
+
+def create_index_ddl(
+    name: str, table: str, columns: Sequence[tuple[str, bool]], concurrently: bool
+) -> str:
+    """``CREATE INDEX [CONCURRENTLY] IF NOT EXISTS``."""
+    how = "CREATE INDEX CONCURRENTLY" if concurrently else "CREATE INDEX"
+    return (
+        f"{how} IF NOT EXISTS {quote(name)} ON {quote_table(table)} ({columns_sql(columns, quote)})"
+    )
+
+
+def create_indexes(
+    conn: Any,
+    builds: Sequence[IndexBuild],
+    lock_timeout: float,
+    analyze: bool,
+    clock: Clock,
+) -> list[BuildOutcome]:
+    """Run each build's DDL in autocommit under the advisory lock, then ANALYZE."""
+    import psycopg
+    from psycopg.pq import TransactionStatus
+
+    if conn.info.transaction_status != TransactionStatus.IDLE:
+        reason = "the connection has an open transaction; commit or roll back first"
+        return [BuildOutcome("failed", reason) for _ in builds]
+    was_autocommit = conn.autocommit
+    conn.autocommit = True
+    results: list[BuildOutcome] = []
+    try:
+        previous = conn.execute("SHOW lock_timeout").fetchone()[0]
+        locked = conn.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY]).fetchone()
+        if not locked or not locked[0]:
+            return [
+                BuildOutcome("skipped", "another apply holds the advisory lock") for _ in builds
+            ]
+        try:
+            conn.execute(f"SET lock_timeout = '{int(lock_timeout * 1000)}ms'")
+            tables: list[str] = []
+            now = clock.monotonic
+            for b in builds:
+                start = now()
+                try:
+                    leftover = _drop_invalid(conn, b)  # from an earlier failed build
+                    if leftover:
+                        raise psycopg.errors.ObjectInUse(leftover.lstrip("; "))
+                    conn.execute(b.ddl)
+                except psycopg.Error as exc:
+                    reason = str(exc).strip().splitlines()[0] + _drop_invalid(conn, b)
+                    results.append(BuildOutcome("failed", reason))
+                    continue
+                results.append(BuildOutcome("created", "", now() - start))
+                if b.table not in tables:
+                    tables.append(b.table)
+            if analyze:
+                for table in tables:
+                    conn.execute(f"ANALYZE {quote_table(table)}")
+        finally:
+            conn.execute("SELECT set_config('lock_timeout', %s, false)", [previous])
+            conn.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
+    except psycopg.Error as exc:
+        raise BackendError(f"creating indexes failed: {exc}") from exc
+    finally:
+        conn.autocommit = was_autocommit
+    return results
+
+
+def _drop_invalid(conn: Any, b: IndexBuild) -> str:
+    """Drop an INVALID index left by a failed CONCURRENTLY build, if any.
+
+    Returns an empty string when there is none (or it was dropped), else a
+    sentence saying it remains (the drop waits for the same transactions the
+    build waited for, so it can time out too).
+    """
+    import psycopg
+
+    schema = quote(b.table.split(".")[0]) + "." if "." in b.table else ""
+    qualified = schema + quote(b.name)
+    try:
+        row = conn.execute(
+            "SELECT NOT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)",
+            [qualified],
+        ).fetchone()
+        if row is None or not row[0]:
+            return ""
+        conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {qualified}")
+    except psycopg.Error:
+        return (
+            f"; an INVALID index {b.name} remains (the next apply drops it, "
+            f"or run DROP INDEX CONCURRENTLY {qualified})"
+        )
+    return ""
+
+
+def maintenance(
+    conn: Any, dry_run: bool, stale_fraction: float, min_index_size: int
+) -> MaintenanceReport:
+    """ANALYZE where many rows changed; list never-scanned, non-constraint indexes."""
+    import psycopg
+
+    def rows(query: str, params: list[object] | None = None) -> list[tuple[Any, ...]]:
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(query, params)
+            return list(cur.fetchall())
+
+    try:
+        tables = rows(
+            "SELECT schemaname, relname, n_live_tup, n_mod_since_analyze, "
+            "last_analyze IS NULL AND last_autoanalyze IS NULL "
+            "FROM pg_stat_user_tables ORDER BY schemaname, relname"
+        )
+        stale: list[str] = []
+        for schema, table, live_rows, mods, never in tables:
+            live, modified = int(live_rows or 0), int(mods or 0)
+            if (never and live + modified > 0) or (
+                modified > 0 and modified > stale_fraction * max(live, 1)
+            ):
+                stale.append(f"{schema}.{table}")
+        statements = [f"ANALYZE {quote_table(t)}" for t in stale]
+        if not dry_run:
+            for stmt in statements:
+                with conn.transaction():
+                    conn.execute(stmt)
+        unused = [
+            UnusedIndex(
+                schema=str(schema),
+                table=str(table),
+                name=str(name),
+                scans=int(scans),
+                size_bytes=int(size),
+                drop_ddl=f"DROP INDEX CONCURRENTLY {quote(schema)}.{quote(name)}",
+            )
+            for schema, table, name, scans, size in rows(
+                "SELECT s.schemaname, s.relname, s.indexrelname, s.idx_scan, "
+                "pg_relation_size(s.indexrelid) FROM pg_stat_user_indexes s "
+                "JOIN pg_index i ON i.indexrelid = s.indexrelid "
+                "WHERE s.idx_scan = 0 AND NOT i.indisunique AND NOT i.indisprimary "
+                "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = s.indexrelid) "
+                "AND pg_relation_size(s.indexrelid) >= %s "
+                "ORDER BY pg_relation_size(s.indexrelid) DESC, s.indexrelname",
+                [min_index_size],
+            )
+        ]
+        reset = rows(
+            "SELECT extract(epoch FROM stats_reset)::float8 FROM pg_stat_database "
+            "WHERE datname = current_database()"
+        )
+    except psycopg.Error as exc:
+        raise BackendError(f"PostgreSQL maintenance failed: {exc}") from exc
+    since = float(reset[0][0]) if reset and reset[0][0] is not None else None
+    notes = [
+        "usage counters count scans since "
+        + ("the last statistics reset" if since is not None else "the server started")
+        + "; an index used only by rare jobs (month-end reports) may look unused",
+    ]
+    return MaintenanceReport(
+        analyzed=tuple(stale),
+        statements=tuple(statements),
+        unused_indexes=tuple(unused),
+        notes=tuple(notes),
+        stats_since=since,
+        dry_run=dry_run,
+    )

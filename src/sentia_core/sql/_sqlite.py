@@ -23,10 +23,14 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from sentia_core._clock import Clock
 from sentia_core.errors import BackendError, ConfigError
 
 from ._catalog import (
+    BuildOutcome,
     ExistingIndex,
+    IndexBuild,
+    MaintenanceReport,
     ansi_quote,
     ansi_quote_table,
     columns_sql,
@@ -36,6 +40,9 @@ from ._planner import ExplainError, Plan, Planner, probe_index_name, quantile
 __all__ = [
     "SqlitePlanner",
     "accepts",
+    "create_index_ddl",
+    "create_indexes",
+    "maintenance",
     "name",
     "planner",
     "quote",
@@ -348,3 +355,111 @@ def planner(
     if method == "hypopg":
         raise ConfigError("method", method, "HypoPG exists only for PostgreSQL")
     return SqlitePlanner(conn, rng)
+
+
+# --------------------------------------------------------------------------- #
+# Creation and maintenance
+# --------------------------------------------------------------------------- #
+
+
+def create_index_ddl(
+    name: str, table: str, columns: Sequence[tuple[str, bool]], concurrently: bool
+) -> str:
+    """``CREATE INDEX IF NOT EXISTS`` (SQLite has no CONCURRENTLY)."""
+    del concurrently
+    return (
+        f"CREATE INDEX IF NOT EXISTS {quote(name)} ON {quote_table(table)} "
+        f"({columns_sql(columns, quote)})"
+    )
+
+
+def create_indexes(
+    conn: Any,
+    builds: Sequence[IndexBuild],
+    lock_timeout: float,
+    analyze: bool,
+    clock: Clock,
+) -> list[BuildOutcome]:
+    """Run each build's DDL outside any transaction, then ANALYZE the tables."""
+    del lock_timeout  # SQLite waits for locks with the connection's own timeout
+    if conn.in_transaction:
+        reason = "the connection has an open transaction; commit or roll back first"
+        return [BuildOutcome("failed", reason) for _ in builds]
+    results: list[BuildOutcome] = []
+    tables: list[str] = []
+    now = clock.monotonic
+    for b in builds:
+        known = table_columns(conn, b.table)
+        missing = [c for c in b.columns if c.lower() not in known]
+        if missing:
+            results.append(BuildOutcome("failed", f"no such column: {b.table}.{missing[0]}"))
+            continue
+        start = now()
+        try:
+            conn.execute(b.ddl)
+            if conn.in_transaction:
+                conn.commit()
+        except sqlite3.Error as exc:
+            results.append(BuildOutcome("failed", str(exc)))
+            continue
+        results.append(BuildOutcome("created", "", now() - start))
+        if b.table not in tables:
+            tables.append(b.table)
+    if analyze:
+        for table in tables:
+            try:
+                conn.execute(f"ANALYZE {quote_table(table)}")
+                if conn.in_transaction:
+                    conn.commit()
+            except sqlite3.Error as exc:  # pragma: no cover - ANALYZE of a table just indexed
+                raise BackendError(f"ANALYZE {table} failed: {exc}") from exc
+    return results
+
+
+def maintenance(
+    conn: Any, dry_run: bool, stale_fraction: float, min_index_size: int
+) -> MaintenanceReport:
+    """ANALYZE indexed tables with missing or stale ``sqlite_stat1`` rows; ``PRAGMA optimize``.
+
+    SQLite keeps no index usage counters, so ``min_index_size`` is unused.
+    """
+    del min_index_size
+    try:
+        indexed = sorted({ix.table for ix in read_indexes(conn) if ix.name != "<rowid>"})
+        has_stat = bool(
+            conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'"
+            ).fetchone()
+        )
+        stat_rows: dict[str, int] = {}
+        if has_stat:
+            for tbl, stat in conn.execute("SELECT tbl, stat FROM sqlite_stat1"):
+                try:
+                    stat_rows[str(tbl).lower()] = int(str(stat).split()[0])
+                except (ValueError, IndexError):
+                    stat_rows[str(tbl).lower()] = -1
+        stale: list[str] = []
+        for table in indexed:
+            if table not in stat_rows:
+                stale.append(table)
+                continue
+            count = int(conn.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0])
+            before = stat_rows[table]
+            if before < 0 or abs(count - before) > stale_fraction * max(before, 1):
+                stale.append(table)
+        statements = [f"ANALYZE {quote(t)}" for t in stale] + ["PRAGMA optimize"]
+        if not dry_run:
+            if conn.in_transaction:
+                raise BackendError("the connection has an open transaction; commit first")
+            for stmt in statements:
+                conn.execute(stmt).fetchall()
+            if conn.in_transaction:
+                conn.commit()
+    except sqlite3.Error as exc:
+        raise BackendError(f"SQLite maintenance failed: {exc}") from exc
+    return MaintenanceReport(
+        analyzed=tuple(stale),
+        statements=tuple(statements),
+        notes=("SQLite keeps no index usage counters; unused indexes cannot be listed",),
+        dry_run=dry_run,
+    )
