@@ -10,7 +10,8 @@ import pytest
 
 from sentia_core.errors import BackendError, ConfigError
 from sentia_core.sql._advisor import IndexSuggestion, ShapeWorkload, index_ddl, suggest_indexes
-from sentia_core.sql._apply import ADVISORY_LOCK_KEY, apply, maintenance
+from sentia_core.sql._apply import apply, maintenance
+from sentia_core.sql._postgres import ADVISORY_LOCK_KEY
 from sentia_core.sql._verify import VerifiedSuggestion, verify
 from sentia_core.testing import ManualClock
 

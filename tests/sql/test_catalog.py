@@ -9,12 +9,8 @@ from typing import Any
 import pytest
 
 from sentia_core.errors import ConfigError
-from sentia_core.sql._catalog import (
-    ExistingIndex,
-    read_column_stats,
-    read_existing_indexes,
-    read_schema,
-)
+from sentia_core.sql._catalog import ExistingIndex
+from sentia_core.sql._dialect import read_column_stats, read_existing_indexes, read_schema
 
 
 def by_name(indexes: list[ExistingIndex]) -> dict[tuple[str, str], ExistingIndex]:

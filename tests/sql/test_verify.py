@@ -346,12 +346,12 @@ def test_postgres_explain_binds_sampled_values_and_refuses_writes(pg: Any) -> No
 def test_postgres_samples_are_in_the_columns_own_order(pg: Any) -> None:
     import random as _random
 
-    from sentia_core.sql._verify import _PostgresBackend
+    from sentia_core.sql._postgres import PostgresPlanner
 
     pg.execute("CREATE TABLE nums (n int) WITH (autovacuum_enabled = false)")
     pg.execute("INSERT INTO nums SELECT g FROM generate_series(1, 3000) g")
     pg.commit()
-    backend = _PostgresBackend(pg, _random.Random(0), "index", 5.0, 60.0)
+    backend = PostgresPlanner(pg, _random.Random(0), "index", 5.0, 60.0)
     # never analyzed: a TABLESAMPLE, sorted as integers (not as text)
     values, typical = backend.sample("nums", "n")
     assert len(values) > 100

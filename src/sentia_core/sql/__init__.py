@@ -17,7 +17,8 @@ from ._analysis import (
 )
 from ._analyze import analyze
 from ._apply import AppliedIndex, MaintenanceReport, UnusedIndex, apply, maintenance
-from ._catalog import ExistingIndex, read_column_stats, read_existing_indexes, read_schema
+from ._catalog import ExistingIndex
+from ._dialect import read_column_stats, read_existing_indexes, read_schema
 from ._fingerprint import fingerprint, fingerprint_ex, redact, shape_id, split_statements
 from ._nplusone import NPlusOneDetected, NPlusOneReport, UnitOfWork
 from ._optimizer import QueryOptimizer, StatementTypeError

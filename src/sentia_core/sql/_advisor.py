@@ -38,7 +38,8 @@ from sentia_core.errors import ConfigError
 
 from ._analysis import Analysis, JoinKey, Predicate, QueryBlock
 from ._analyze import analyze
-from ._catalog import ExistingIndex, read_existing_indexes, read_schema
+from ._catalog import ExistingIndex
+from ._dialect import read_existing_indexes, read_schema
 
 __all__ = ["IndexSuggestion", "ShapeWorkload", "suggest_indexes"]
 
@@ -533,7 +534,7 @@ def suggest_indexes(
         min_calls: ignore shapes called fewer times.
         min_total_time: ignore shapes with less total time (seconds).
         column_stats: ``{(table, column): distinct values}`` (see
-            :func:`~._catalog.read_column_stats`); puts the most selective
+            :func:`~._dialect.read_column_stats`); puts the most selective
             equality column first and picks the most selective range column.
         schema: ``{table: columns}`` to attribute unqualified columns in
             multi-table queries (read from ``existing`` when it is a

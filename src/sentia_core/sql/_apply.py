@@ -21,29 +21,18 @@ counters).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from sentia_core._clock import SYSTEM_CLOCK, Clock
 from sentia_core._validate import check_fraction, check_int, check_non_negative, check_positive
-from sentia_core.errors import BackendError, ConfigError
+from sentia_core.errors import ConfigError
 
-from ._catalog import (
-    dialect_of,
-    quote_ident,
-    quote_table,
-    read_existing_indexes,
-    sqlite_columns,
-    unwrap_connection,
-)
+from ._catalog import IndexBuild, MaintenanceReport, UnusedIndex, unwrap_connection
+from ._dialect import dialect_for, read_existing_indexes
 from ._verify import VerifiedSuggestion
 
 __all__ = ["AppliedIndex", "MaintenanceReport", "UnusedIndex", "apply", "maintenance"]
-
-#: pg_try_advisory_lock key: the first 8 bytes of sha1("sentia_core.sql.apply").
-ADVISORY_LOCK_KEY = 0x4F1B_62C0_2D0E_7A11
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,52 +59,15 @@ class AppliedIndex:
     seconds: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class UnusedIndex:
-    """An index the statistics say was never scanned."""
-
-    schema: str | None
-    table: str
-    name: str
-    scans: int
-    size_bytes: int
-    drop_ddl: str
-
-
-@dataclass(frozen=True, slots=True)
-class MaintenanceReport:
-    """What :func:`maintenance` found and did.
-
-    Attributes:
-        analyzed: tables whose statistics were (or, dry-run, would be)
-            refreshed.
-        statements: the statements run (or that would run).
-        unused_indexes: never-scanned, non-constraint indexes (PostgreSQL).
-        notes: remarks for people (what could not be checked, and why).
-        stats_since: when the usage counters were last reset (epoch seconds),
-            or None when unknown.
-        dry_run: nothing was executed.
-    """
-
-    analyzed: tuple[str, ...]
-    statements: tuple[str, ...]
-    unused_indexes: tuple[UnusedIndex, ...] = ()
-    notes: tuple[str, ...] = ()
-    stats_since: float | None = None
-    dry_run: bool = False
-
-
 # --------------------------------------------------------------------------- #
 # apply
 # --------------------------------------------------------------------------- #
 
 
-def _columns_sql(v: VerifiedSuggestion) -> str:
+def _directions(v: VerifiedSuggestion) -> list[tuple[str, bool]]:
     s = v.suggestion
     desc = s.descending or tuple(False for _ in s.columns)
-    return ", ".join(
-        quote_ident(c) + (" DESC" if d else "") for c, d in zip(s.columns, desc, strict=True)
-    )
+    return list(zip(s.columns, desc, strict=True))
 
 
 def apply(
@@ -178,7 +130,7 @@ def apply(
         if not isinstance(v, VerifiedSuggestion):
             raise ConfigError("verified", v, "must hold VerifiedSuggestion values (see verify)")
     conn = unwrap_connection(connection)
-    dialect = dialect_of(conn)
+    dialect = dialect_for(conn)
     existing = read_existing_indexes(conn)
     counts: dict[str, int] = {}
     names: set[str] = set()
@@ -203,12 +155,7 @@ def apply(
     for v, selection in [*verdicts, *((v, "") for v in rest)]:
         s = v.suggestion
         rate = v.calls * 3600.0 / span
-        target = quote_table(s.table)
-        if dialect == "postgres":
-            how = "CREATE INDEX CONCURRENTLY" if concurrently else "CREATE INDEX"
-        else:
-            how = "CREATE INDEX"
-        ddl = f"{how} IF NOT EXISTS {quote_ident(s.name)} ON {target} ({_columns_sql(v)})"
+        ddl = dialect.create_index_ddl(s.name, s.table, _directions(v), concurrently)
         key = s.table.split(".")[-1].lower()
 
         def note(
@@ -245,10 +192,13 @@ def apply(
                 plan.append((v, ddl, rate))
                 out.append(None)  # filled in below
     if plan:
+        builds = [IndexBuild(v.table, v.suggestion.name, v.columns, ddl) for v, ddl, _ in plan]
+        outcomes = dialect.create_indexes(conn, builds, wait, analyze, clock)
         done = iter(
-            _create_postgres(conn, plan, wait, analyze, clock)
-            if dialect == "postgres"
-            else _create_sqlite(conn, plan, analyze, clock)
+            AppliedIndex(
+                v.table, v.suggestion.name, v.columns, ddl, o.status, o.reason, rate, o.seconds
+            )
+            for (v, ddl, rate), o in zip(plan, outcomes, strict=True)
         )
         return [r if r is not None else next(done) for r in out]
     return [r for r in out if r is not None]
@@ -305,175 +255,6 @@ def _select(
     return out
 
 
-def _create_sqlite(
-    conn: sqlite3.Connection,
-    plan: list[tuple[VerifiedSuggestion, str, float]],
-    analyze: bool,
-    clock: Clock,
-) -> list[AppliedIndex]:
-    results: list[AppliedIndex] = []
-    if conn.in_transaction:
-        return [
-            AppliedIndex(
-                v.table,
-                v.suggestion.name,
-                v.columns,
-                ddl,
-                "failed",
-                "the connection has an open transaction; commit or roll back first",
-                rate,
-            )
-            for v, ddl, rate in plan
-        ]
-    tables: list[str] = []
-    now = clock.monotonic
-    for v, ddl, rate in plan:
-        known = sqlite_columns(conn, v.table)
-        missing = [c for c in v.columns if c.lower() not in known]
-        if missing:
-            reason = f"no such column: {v.table}.{missing[0]}"
-            results.append(
-                AppliedIndex(v.table, v.suggestion.name, v.columns, ddl, "failed", reason, rate)
-            )
-            continue
-        start = now()
-        try:
-            conn.execute(ddl)
-            if conn.in_transaction:
-                conn.commit()
-        except sqlite3.Error as exc:
-            results.append(
-                AppliedIndex(v.table, v.suggestion.name, v.columns, ddl, "failed", str(exc), rate)
-            )
-            continue
-        results.append(
-            AppliedIndex(
-                v.table, v.suggestion.name, v.columns, ddl, "created", "", rate, now() - start
-            )
-        )
-        if v.table not in tables:
-            tables.append(v.table)
-    if analyze:
-        for table in tables:
-            try:
-                conn.execute(f"ANALYZE {quote_table(table)}")
-                if conn.in_transaction:
-                    conn.commit()
-            except sqlite3.Error as exc:  # pragma: no cover - ANALYZE of a table just indexed
-                raise BackendError(f"ANALYZE {table} failed: {exc}") from exc
-    return results
-
-
-def _create_postgres(
-    conn: Any,
-    plan: list[tuple[VerifiedSuggestion, str, float]],
-    lock_timeout: float,
-    analyze: bool,
-    clock: Clock,
-) -> list[AppliedIndex]:
-    import psycopg
-    from psycopg.pq import TransactionStatus
-
-    def fail(reason: str) -> list[AppliedIndex]:
-        return [
-            AppliedIndex(v.table, v.suggestion.name, v.columns, ddl, "failed", reason, rate)
-            for v, ddl, rate in plan
-        ]
-
-    if conn.info.transaction_status != TransactionStatus.IDLE:
-        return fail("the connection has an open transaction; commit or roll back first")
-    was_autocommit = conn.autocommit
-    conn.autocommit = True
-    results: list[AppliedIndex] = []
-    try:
-        previous = conn.execute("SHOW lock_timeout").fetchone()[0]
-        locked = conn.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY]).fetchone()
-        if not locked or not locked[0]:
-            return [
-                AppliedIndex(
-                    v.table,
-                    v.suggestion.name,
-                    v.columns,
-                    ddl,
-                    "skipped",
-                    "another apply holds the advisory lock",
-                    rate,
-                )
-                for v, ddl, rate in plan
-            ]
-        try:
-            conn.execute(f"SET lock_timeout = '{int(lock_timeout * 1000)}ms'")
-            tables: list[str] = []
-            now = clock.monotonic
-            for v, ddl, rate in plan:
-                start = now()
-                try:
-                    leftover = _drop_invalid(conn, v)  # from an earlier failed build
-                    if leftover:
-                        raise psycopg.errors.ObjectInUse(leftover.lstrip("; "))
-                    conn.execute(ddl)
-                except psycopg.Error as exc:
-                    reason = str(exc).strip().splitlines()[0] + _drop_invalid(conn, v)
-                    results.append(
-                        AppliedIndex(
-                            v.table, v.suggestion.name, v.columns, ddl, "failed", reason, rate
-                        )
-                    )
-                    continue
-                results.append(
-                    AppliedIndex(
-                        v.table,
-                        v.suggestion.name,
-                        v.columns,
-                        ddl,
-                        "created",
-                        "",
-                        rate,
-                        now() - start,
-                    )
-                )
-                if v.table not in tables:
-                    tables.append(v.table)
-            if analyze:
-                for table in tables:
-                    conn.execute(f"ANALYZE {quote_table(table)}")
-        finally:
-            conn.execute("SELECT set_config('lock_timeout', %s, false)", [previous])
-            conn.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
-    except psycopg.Error as exc:
-        raise BackendError(f"creating indexes failed: {exc}") from exc
-    finally:
-        conn.autocommit = was_autocommit
-    return results
-
-
-def _drop_invalid(conn: Any, v: VerifiedSuggestion) -> str:
-    """Drop an INVALID index left by a failed CONCURRENTLY build, if any.
-
-    Returns an empty string when there is none (or it was dropped), else a
-    sentence saying it remains (the drop waits for the same transactions the
-    build waited for, so it can time out too).
-    """
-    import psycopg
-
-    schema = quote_ident(v.table.split(".")[0]) + "." if "." in v.table else ""
-    qualified = schema + quote_ident(v.suggestion.name)
-    try:
-        row = conn.execute(
-            "SELECT NOT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)",
-            [qualified],
-        ).fetchone()
-        if row is None or not row[0]:
-            return ""
-        conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {qualified}")
-    except psycopg.Error:
-        return (
-            f"; an INVALID index {v.suggestion.name} remains (the next apply drops it, "
-            f"or run DROP INDEX CONCURRENTLY {qualified})"
-        )
-    return ""
-
-
 # --------------------------------------------------------------------------- #
 # maintenance
 # --------------------------------------------------------------------------- #
@@ -506,120 +287,4 @@ def maintenance(
     check_fraction("stale_fraction", stale_fraction)
     check_int("min_index_size", min_index_size, minimum=0)
     conn = unwrap_connection(connection)
-    if dialect_of(conn) == "sqlite":
-        return _sqlite_maintenance(conn, dry_run, stale_fraction)
-    return _pg_maintenance(conn, dry_run, stale_fraction, min_index_size)
-
-
-def _sqlite_maintenance(
-    conn: sqlite3.Connection, dry_run: bool, stale_fraction: float
-) -> MaintenanceReport:
-    try:
-        indexed = sorted({ix.table for ix in read_existing_indexes(conn) if ix.name != "<rowid>"})
-        has_stat = bool(
-            conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'"
-            ).fetchone()
-        )
-        stat_rows: dict[str, int] = {}
-        if has_stat:
-            for tbl, stat in conn.execute("SELECT tbl, stat FROM sqlite_stat1"):
-                try:
-                    stat_rows[str(tbl).lower()] = int(str(stat).split()[0])
-                except (ValueError, IndexError):
-                    stat_rows[str(tbl).lower()] = -1
-        stale: list[str] = []
-        for table in indexed:
-            if table not in stat_rows:
-                stale.append(table)
-                continue
-            count = int(conn.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0])
-            before = stat_rows[table]
-            if before < 0 or abs(count - before) > stale_fraction * max(before, 1):
-                stale.append(table)
-        statements = [f"ANALYZE {quote_ident(t)}" for t in stale] + ["PRAGMA optimize"]
-        if not dry_run:
-            if conn.in_transaction:
-                raise BackendError("the connection has an open transaction; commit first")
-            for stmt in statements:
-                conn.execute(stmt).fetchall()
-            if conn.in_transaction:
-                conn.commit()
-    except sqlite3.Error as exc:
-        raise BackendError(f"SQLite maintenance failed: {exc}") from exc
-    return MaintenanceReport(
-        analyzed=tuple(stale),
-        statements=tuple(statements),
-        notes=("SQLite keeps no index usage counters; unused indexes cannot be listed",),
-        dry_run=dry_run,
-    )
-
-
-def _pg_maintenance(
-    conn: Any, dry_run: bool, stale_fraction: float, min_index_size: int
-) -> MaintenanceReport:
-    import psycopg
-
-    def rows(query: str, params: list[object] | None = None) -> list[tuple[Any, ...]]:
-        with conn.transaction(), conn.cursor() as cur:
-            cur.execute(query, params)
-            return list(cur.fetchall())
-
-    try:
-        tables = rows(
-            "SELECT schemaname, relname, n_live_tup, n_mod_since_analyze, "
-            "last_analyze IS NULL AND last_autoanalyze IS NULL "
-            "FROM pg_stat_user_tables ORDER BY schemaname, relname"
-        )
-        stale: list[str] = []
-        for schema, table, live_rows, mods, never in tables:
-            live, modified = int(live_rows or 0), int(mods or 0)
-            if (never and live + modified > 0) or (
-                modified > 0 and modified > stale_fraction * max(live, 1)
-            ):
-                stale.append(f"{schema}.{table}")
-        statements = [f"ANALYZE {quote_table(t)}" for t in stale]
-        if not dry_run:
-            for stmt in statements:
-                with conn.transaction():
-                    conn.execute(stmt)
-        unused = [
-            UnusedIndex(
-                schema=str(schema),
-                table=str(table),
-                name=str(name),
-                scans=int(scans),
-                size_bytes=int(size),
-                drop_ddl=f"DROP INDEX CONCURRENTLY {quote_ident(schema)}.{quote_ident(name)}",
-            )
-            for schema, table, name, scans, size in rows(
-                "SELECT s.schemaname, s.relname, s.indexrelname, s.idx_scan, "
-                "pg_relation_size(s.indexrelid) FROM pg_stat_user_indexes s "
-                "JOIN pg_index i ON i.indexrelid = s.indexrelid "
-                "WHERE s.idx_scan = 0 AND NOT i.indisunique AND NOT i.indisprimary "
-                "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = s.indexrelid) "
-                "AND pg_relation_size(s.indexrelid) >= %s "
-                "ORDER BY pg_relation_size(s.indexrelid) DESC, s.indexrelname",
-                [min_index_size],
-            )
-        ]
-        reset = rows(
-            "SELECT extract(epoch FROM stats_reset)::float8 FROM pg_stat_database "
-            "WHERE datname = current_database()"
-        )
-    except psycopg.Error as exc:
-        raise BackendError(f"PostgreSQL maintenance failed: {exc}") from exc
-    since = float(reset[0][0]) if reset and reset[0][0] is not None else None
-    notes = [
-        "usage counters count scans since "
-        + ("the last statistics reset" if since is not None else "the server started")
-        + "; an index used only by rare jobs (month-end reports) may look unused",
-    ]
-    return MaintenanceReport(
-        analyzed=tuple(stale),
-        statements=tuple(statements),
-        unused_indexes=tuple(unused),
-        notes=tuple(notes),
-        stats_since=since,
-        dry_run=dry_run,
-    )
+    return dialect_for(conn).maintenance(conn, dry_run, stale_fraction, min_index_size)

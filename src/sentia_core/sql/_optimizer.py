@@ -631,7 +631,7 @@ class QueryOptimizer:
             ConfigError: an unsupported connection or iterable content.
             BackendError: reading the catalog of a connection failed.
         """
-        from ._catalog import read_existing_indexes
+        from ._dialect import read_existing_indexes
 
         if source is None:
             self._existing, self._existing_source = None, None
@@ -650,7 +650,7 @@ class QueryOptimizer:
         """The indexes known to exist, or None when nothing is known."""
         source = self._existing_source
         if source is not None:
-            from ._catalog import read_existing_indexes
+            from ._dialect import read_existing_indexes
 
             try:
                 got = source()
