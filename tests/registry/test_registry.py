@@ -426,6 +426,78 @@ def test_self_preservation_keeps_the_last_known_instances(
     assert [e.available for e in events if isinstance(e, BackendStatusChanged)] == [False, True]
 
 
+def _flush(backend: MemoryBackend) -> None:
+    """What a Redis restarted without persistence looks like: every lease gone."""
+    for service in backend.services():
+        for inst in backend.instances(service):
+            backend.deregister(service, inst.id)
+
+
+def test_a_backend_that_comes_back_empty_keeps_the_last_known_instances(
+    clock: ManualClock, backend: MemoryBackend
+) -> None:
+    flaky = FlakyBackend(backend, clock)
+    owner = make(clock, backend)  # another process: it never saw the outage yet
+    consumer = make(clock, flaky, refresh_interval=5)
+    a = owner.register("s", "h:1")
+    assert consumer.instances("s") == [a]
+    flaky.down = True
+    consumer.run_once()  # the consumer sees the outage
+    assert consumer.stats().backend_available is False
+    _flush(backend)  # ... and Redis comes back with nothing in it
+    flaky.down = False
+    clock.advance(5)
+    consumer.run_once()
+    # not NoHealthyInstanceError: the leases were lost, not the instances
+    assert consumer.instances("s") == [a]
+    assert consumer.call("s", lambda inst: inst.id) == a.id
+    assert consumer.stats().preserved_reloads >= 1
+    assert consumer.stats().services["s"].stale
+    clock.advance(5)  # the owner's next heartbeat is due
+    owner.run_once()  # it finds its lease gone and takes it again
+    consumer.run_once()
+    assert consumer.instances("s") == [a]
+    assert not consumer.stats().services["s"].stale
+
+
+def test_preservation_ends_after_one_lease_length(
+    clock: ManualClock, backend: MemoryBackend
+) -> None:
+    flaky = FlakyBackend(backend, clock)
+    owner = make(clock, backend, ttl=30, heartbeat_interval=10)
+    consumer = make(clock, flaky, refresh_interval=5, ttl=30, heartbeat_interval=10)
+    owner.register("s", "h:1")
+    assert len(consumer.instances("s")) == 1
+    flaky.down = True
+    consumer.run_once()
+    owner.close()  # the owner is really gone, and Redis restarted empty
+    _flush(backend)
+    flaky.down = False
+    consumer.run_once()
+    assert len(consumer.instances("s")) == 1  # preserved for now
+    clock.advance(31)  # a lease length since the backend came back
+    consumer.run_once()
+    assert consumer.instances("s") == []  # then an empty service is believed
+
+
+def test_an_owner_renews_every_lease_as_soon_as_the_backend_is_back(
+    clock: ManualClock, backend: MemoryBackend
+) -> None:
+    flaky = FlakyBackend(backend, clock)
+    owner = make(clock, flaky, ttl=30, heartbeat_interval=10)
+    a = owner.register("s", "h:1")
+    flaky.down = True
+    clock.advance(10)
+    owner.run_once()  # a heartbeat fails: the owner knows the backend is down
+    assert owner.stats().backend_available is False
+    _flush(backend)
+    flaky.down = False
+    clock.advance(1)  # far from the next heartbeat's time
+    owner.instances("s")  # any successful read notices the backend is back ...
+    owner.run_once()  # ... and the next run renews every owned lease at once
+    assert [i.id for i in backend.instances("s")] == [a.id]
+
+
 def test_watch_reports_now_and_on_every_change(clock: ManualClock, backend: MemoryBackend) -> None:
     owner, consumer = make(clock, backend), make(clock, backend)
     seen: list[list[str]] = []

@@ -137,6 +137,8 @@ class _RegistryBase:
     _reregistrations: int
     _swept: int
     _refreshes: int
+    _recovered_at: float
+    _preserved: int
     _watcher_errors: int
     _last_services: list[str]
     _next_sweep: float
@@ -154,10 +156,16 @@ class _RegistryBase:
             return
         with self._lock:
             was, self._available = self._available, True
+            if not was:
+                self._recovered_at = self._now()
         if not was:
             _log.info("registry %s: backend %s is reachable again", self._name, self._backend.name)
+            self._on_backend_recovered()
             if self._listeners:
                 self._emit(BackendStatusChanged(self._source, self._clock.time(), True, ""))
+
+    def _on_backend_recovered(self) -> None:
+        """The backend answers again after failing (the lease work re-registers at once)."""
 
     def _backend_failed(self, exc: BaseException) -> None:
         with self._lock:
@@ -243,13 +251,26 @@ class _RegistryBase:
                 view.stale = True
             self._backend_failed(exc)
             return view
+        self._backend_ok()
+        if not fresh and view.instances and now - self._recovered_at < self._ttl:
+            # Self-preservation: a backend that just came back empty (a Redis
+            # restarted without persistence, or failed over) has lost the
+            # leases, not the instances. Keep serving the last known ones until
+            # their owners re-register (at once, on their own recovery) or a
+            # lease length passes; read again soon.
+            with view.lock:
+                view.loaded_at = now
+                view.reload_at = min(view.reload_at, now + self._heartbeat_interval / 4)
+                view.stale = True
+            with self._lock:
+                self._preserved += 1
+            return view
         with view.lock:
             changed = view.apply(fresh, seq, now)
             view.reload_at = self._reload_at(now)
             snapshot = view.instances
         with self._lock:
             self._refreshes += 1
-        self._backend_ok()
         if changed:
             self._deliver(service, snapshot)
         return view

@@ -229,6 +229,17 @@ class _Leases(_RegistryBase):
             )
         return removed
 
+    def _on_backend_recovered(self) -> None:
+        # The backend may have come back empty (a restart, a failover): renew
+        # every registered lease now rather than at the next heartbeat, so other
+        # processes see the instances again within one background run. Pending
+        # registrations keep their back-off (the refusal may be theirs alone).
+        with self._lock:
+            for owned in self._owned.values():
+                if owned.registered:
+                    owned.next_heartbeat = -math.inf
+        self._sub.wake()
+
     @property
     def running(self) -> bool:
         """Whether the background thread is running."""

@@ -305,6 +305,9 @@ class RegistryStats:
         refreshes: service views reloaded from the backend.
         running: whether the background thread runs.
         services: per-service stats for every service this registry has looked at.
+        preserved_reloads: reloads that found a service empty right after the
+            backend came back (a restarted or failed-over Redis before its
+            owners re-registered) and kept the last known instances instead.
     """
 
     backend: str
@@ -317,3 +320,4 @@ class RegistryStats:
     refreshes: int
     running: bool
     services: Mapping[str, ServiceStats]
+    preserved_reloads: int = 0

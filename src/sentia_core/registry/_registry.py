@@ -256,6 +256,8 @@ class ServiceRegistry(_Leases, _Failover):
         self._watcher_errors = 0
         self._last_services: list[str] = []
         self._next_sweep = -math.inf
+        self._recovered_at = -math.inf
+        self._preserved = 0
         self._warned_idle = False
         self._tick_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -364,6 +366,7 @@ class ServiceRegistry(_Leases, _Failover):
                 refreshes=self._refreshes,
                 running=self._thread is not None,
                 services=services,
+                preserved_reloads=self._preserved,
             )
 
     @property
