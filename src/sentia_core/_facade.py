@@ -29,7 +29,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._clock import SYSTEM_CLOCK, Clock
 from ._dashboard_feed import DashboardFeed
@@ -51,6 +51,9 @@ from .monitor._routing import AuthSpec, as_auth
 from .policies import AdaptiveBulkhead, Policy, RateLimiter, Retry, Timeout
 from .policies._outcomes import OutcomeRules, resolve_rules
 from .sql import QueryOptimizer
+
+if TYPE_CHECKING:
+    from .registry import ServiceRegistry
 
 __all__ = ["Sentia"]
 
@@ -147,7 +150,7 @@ class Sentia:
         self._caches: dict[str, TieredCache] = {}
         self._async_caches: dict[str, AsyncTieredCache] = {}
         self._breaker_rules: dict[str, tuple[OutcomeRules, OutcomeRules]] = {}
-        self._registry: Any = None
+        self._registry: ServiceRegistry | None = None
         self._reported: dict[tuple[str, str], int] = {}
         #: Closers, oldest first; close() and the finalizer run them newest first.
         self._resources: list[Callable[[], object]] = []
@@ -390,9 +393,9 @@ class Sentia:
             self._unsubscribe.append(source.add_listener(_invalidation_relay(target)))
 
     @property
-    def registry(self) -> Any:
+    def registry(self) -> ServiceRegistry:
         """The ServiceRegistry client: built and started on first use, Redis-backed with a URL."""
-        from .registry import ServiceRegistry
+        from .registry import ServiceRegistry  # lazily: most apps never need it
 
         with self._lock:
             if self._registry is None:
